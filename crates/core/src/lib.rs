@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::panic_in_result_fn, reason = "tests assert and return Result"))]
+
+pub mod codec;
+mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod ops;
+mod params;
+mod safetensors_io;
+mod scalar;
+mod spec;
+mod update;
+
+pub use codec::{
+    CodecError, DecodeOptions, decode_params, decode_params_into, decode_update, encode_params,
+    encode_params_into, encode_update,
+};
+pub use error::{Error, Result};
+pub use params::ModelParams;
+pub use safetensors_io::{
+    LAYER_ORDER_KEY, from_safetensors, load_safetensors, save_safetensors, to_safetensors,
+};
+pub use scalar::{DType, Scalar};
+pub use spec::{LayerSpec, MAX_LAYER_NAME_BYTES, ModelSpec};
+pub use update::{ClientUpdate, MAX_PARTNER_ID_BYTES, ModelVersion, PartnerId, Round};

@@ -1,0 +1,142 @@
+//! The element types a model may hold: `f32` on the wire and in production, `f64` where
+//! researchers need reference-grade arithmetic (aggregators are tested against Flower in f64).
+
+use std::fmt::Debug;
+use std::iter::Sum;
+
+use ndarray::{LinalgScalar, ScalarOperand};
+use num_traits::Float;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// Tag of an element type, as written on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DType {
+    /// IEEE 754 binary32.
+    F32,
+    /// IEEE 754 binary64.
+    F64,
+}
+
+impl DType {
+    /// The one-byte wire tag.
+    #[must_use]
+    pub const fn tag(self) -> u8 {
+        match self {
+            Self::F32 => 1,
+            Self::F64 => 2,
+        }
+    }
+
+    /// Parses a wire tag; `None` for an unknown tag.
+    #[must_use]
+    pub const fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            1 => Some(Self::F32),
+            2 => Some(Self::F64),
+            _ => None,
+        }
+    }
+
+    /// Bytes per element.
+    #[must_use]
+    pub const fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F64 => 8,
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F64 => "f64",
+        })
+    }
+}
+
+/// A floating-point element type of model parameters: implemented for `f32` and `f64` only.
+pub trait Scalar:
+    Float
+    + LinalgScalar
+    + ScalarOperand
+    + Default
+    + Debug
+    + Sum
+    + Send
+    + Sync
+    + sealed::Sealed
+    + 'static
+{
+    /// The wire tag of this type.
+    const DTYPE: DType;
+
+    /// Converts from `f64`, rounding to nearest.
+    fn from_f64(x: f64) -> Self;
+
+    /// Converts to `f64` exactly.
+    fn as_f64(self) -> f64;
+
+    /// Appends the little-endian bytes of `src` to `out`.
+    fn extend_le_bytes(src: &[Self], out: &mut Vec<u8>);
+
+    /// Overwrites `dst` with the elements encoded little-endian in `bytes`, pairing them up to the
+    /// shorter of the two; callers check lengths first.
+    fn read_le_into(bytes: &[u8], dst: &mut [Self]);
+
+    /// Writes `src` little-endian into `out`, pairing them up to the shorter of the two.
+    fn write_le_into(src: &[Self], out: &mut [u8]);
+}
+
+macro_rules! impl_scalar {
+    ($t:ty, $dtype:expr, $n:literal) => {
+        impl Scalar for $t {
+            const DTYPE: DType = $dtype;
+
+            #[inline]
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "rounding to the element type is the point"
+            )]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+
+            #[inline]
+            #[allow(clippy::cast_lossless, reason = "identity for f64")]
+            fn as_f64(self) -> f64 {
+                self as f64
+            }
+
+            fn extend_le_bytes(src: &[Self], out: &mut Vec<u8>) {
+                let start = out.len();
+                out.resize(start + src.len() * $n, 0);
+                Self::write_le_into(src, &mut out[start..]);
+            }
+
+            fn read_le_into(bytes: &[u8], dst: &mut [Self]) {
+                for (d, c) in dst.iter_mut().zip(bytes.chunks_exact($n)) {
+                    let mut a = [0u8; $n];
+                    a.copy_from_slice(c);
+                    *d = <$t>::from_le_bytes(a);
+                }
+            }
+
+            fn write_le_into(src: &[Self], out: &mut [u8]) {
+                for (dst, x) in out.chunks_exact_mut($n).zip(src) {
+                    dst.copy_from_slice(&x.to_le_bytes());
+                }
+            }
+        }
+    };
+}
+
+impl_scalar!(f32, DType::F32, 4);
+impl_scalar!(f64, DType::F64, 8);
