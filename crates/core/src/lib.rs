@@ -1,6 +1,17 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
-#![cfg_attr(test, allow(clippy::panic_in_result_fn, reason = "tests assert and return Result"))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::panic_in_result_fn,
+        clippy::cast_possible_truncation,
+        clippy::cast_precision_loss,
+        clippy::cast_sign_loss,
+        clippy::cast_lossless,
+        clippy::needless_range_loop,
+        reason = "tests assert and return Result; test data is built with casts"
+    )
+)]
 
 pub mod codec;
 mod error;

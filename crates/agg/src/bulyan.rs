@@ -1,0 +1,97 @@
+//! Bulyan (El Mhamdi, Guerraoui, Rouault, "The Hidden Vulnerability of Distributed Learning in
+//! Byzantium", ICML 2018, §4): select `θ = n − 2f` updates by repeated Krum, then per coordinate
+//! average the `β = θ − 2f` values closest to the selected set's median.
+//!
+//! Flower semantics (`flower_agg_semantics.md` §6): Krum is re-run on the shrinking set with the
+//! same `f` (`k = max(1, |remaining| − f − 2)`), and when several remaining updates are exactly
+//! equal to the winner, the first of them is taken. Flower recomputes every distance θ times
+//! (`O(θ n² d)`); the distances do not depend on the set, so we compute the matrix once and
+//! re-score sub-matrices (`O(n² d + θ n² log n)`).
+
+use fl_core::{ClientUpdate, ModelParams, Scalar};
+
+use crate::coordinate::{cmp, coordinatewise, median_of};
+use crate::distance::{DistanceMatrix, pairwise_sq_distances};
+use crate::krum::{argmin, krum_scores};
+use crate::validate::{check_updates, finish, rows};
+use crate::{Aggregator, Error, Result};
+
+/// Bulyan's selection: `θ` update indices in selection order.
+///
+/// `equal(a, b)` reports whether updates `a` and `b` are exactly equal; it is consulted only for
+/// pairs at distance zero.
+///
+/// # Errors
+///
+/// [`Error::ByzantineBound`] unless `n ≥ 4f + 3`.
+pub fn bulyan_select(
+    dist: &DistanceMatrix,
+    f: usize,
+    equal: impl Fn(usize, usize) -> bool,
+) -> Result<Vec<usize>> {
+    let n = dist.len();
+    if n < 4 * f + 3 {
+        return Err(Error::ByzantineBound { rule: "bulyan", n, f, bound: "n >= 4f + 3" });
+    }
+    let theta = n - 2 * f;
+    let mut remaining: Vec<usize> = (0..n).collect();
+    let mut selected = Vec::with_capacity(theta);
+    for _ in 0..theta {
+        let scores = krum_scores(dist, &remaining, f);
+        let best = argmin(&scores);
+        let winner = remaining[best];
+        // np.array_equal: the first remaining update equal to the winner is removed.
+        let pos = remaining[..best]
+            .iter()
+            .position(|&i| dist.get(i, winner) == 0.0 && equal(i, winner))
+            .unwrap_or(best);
+        selected.push(remaining.remove(pos));
+    }
+    Ok(selected)
+}
+
+/// Mean of the `beta` values of `v` closest to its median.
+fn closest_to_median_mean<T: Scalar>(v: &mut [T], beta: usize) -> T {
+    let med = median_of(v);
+    // median_of reorders v; distances to the median do not depend on order except for ties,
+    // which numpy's argpartition also breaks arbitrarily.
+    v.select_nth_unstable_by(beta - 1, |a, b| cmp(&(*a - med).abs(), &(*b - med).abs()));
+    #[allow(clippy::cast_precision_loss, reason = "client counts are small")]
+    let count = beta as f64;
+    T::from_f64(v[..beta].iter().map(|x| x.as_f64()).sum::<f64>() / count)
+}
+
+/// Bulyan with Krum as the selection rule, tolerating `f` Byzantine clients (needs `n ≥ 4f + 3`).
+#[derive(Clone, Copy, Debug)]
+pub struct Bulyan {
+    f: usize,
+}
+
+impl Bulyan {
+    /// Bulyan for `f` Byzantine clients.
+    #[must_use]
+    pub fn new(f: usize) -> Self {
+        Self { f }
+    }
+}
+
+impl<T: Scalar> Aggregator<T> for Bulyan {
+    fn name(&self) -> &'static str {
+        "bulyan"
+    }
+
+    fn aggregate(
+        &mut self,
+        global: &ModelParams<T>,
+        updates: &[ClientUpdate<T>],
+    ) -> Result<ModelParams<T>> {
+        check_updates("bulyan", global, updates, 4 * self.f + 3)?;
+        let rows = rows(updates);
+        let dist = pairwise_sq_distances(&rows);
+        let selected = bulyan_select(&dist, self.f, |a, b| rows[a] == rows[b])?;
+        let beta = selected.len() - 2 * self.f;
+        let chosen: Vec<&[T]> = selected.iter().map(|&i| rows[i]).collect();
+        let out = coordinatewise(&chosen, |v| closest_to_median_mean(v, beta));
+        finish("bulyan", global.shared_spec(), out)
+    }
+}
