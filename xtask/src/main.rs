@@ -2,6 +2,8 @@
 //!
 //! - `ci` — everything CI checks, in order: format, clippy, tests, docs, cargo-deny.
 //! - `fuzz [SECONDS]` — every fuzz target for SECONDS each (default 10), on the stable toolchain.
+//! - `bench-compare agg` — fl-agg and Flower's own aggregation functions on the same shapes in one
+//!   run, with the memory-bandwidth floor; prints ratios against the goals.
 
 #![allow(
     clippy::print_stdout,
@@ -9,6 +11,7 @@
     reason = "a task runner reports to the terminal"
 )]
 
+mod compare;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -22,12 +25,13 @@ fn main() -> Result<()> {
     let root = project_root();
     match args.first().map(String::as_str) {
         Some("ci") => ci(&root),
+        Some("bench-compare") => compare::compare(&root, args.get(1).map(String::as_str)),
         Some("fuzz") => {
             let secs = args.get(1).map_or(Ok(10), |s| s.parse::<u64>()).context("SECONDS")?;
             fuzz(&root, secs)
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci | fuzz [SECONDS]>");
+            eprintln!("usage: cargo xtask <ci | fuzz [SECONDS] | bench-compare agg>");
             bail!("unknown or missing command")
         }
     }
@@ -39,7 +43,13 @@ fn project_root() -> PathBuf {
     manifest.parent().map_or(manifest.clone(), Path::to_path_buf)
 }
 
-fn run(root: &Path, label: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn run(
+    root: &Path,
+    label: &str,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<()> {
     let start = Instant::now();
     eprintln!("==> {label}: {program} {}", args.join(" "));
     let status = Command::new(program)
@@ -55,7 +65,7 @@ fn run(root: &Path, label: &str, program: &str, args: &[&str], env: &[(&str, &st
     Ok(())
 }
 
-fn have(program: &str, arg: &str) -> bool {
+pub(crate) fn have(program: &str, arg: &str) -> bool {
     Command::new(program).arg(arg).output().is_ok_and(|o| o.status.success())
 }
 

@@ -10,10 +10,10 @@
 
 use fl_core::{ClientUpdate, ModelParams, Scalar};
 
-use crate::coordinate::{cmp, coordinatewise, median_of};
-use crate::distance::{DistanceMatrix, pairwise_sq_distances};
-use crate::krum::{argmin, krum_scores};
-use crate::validate::{check_updates, finish, rows};
+use crate::coordinate::{LANES, SortNetwork, median_sorted, run_sorted_columns};
+use crate::distance::DistanceMatrix;
+use crate::krum::{argmin, checked_distances, krum_scores};
+use crate::validate::{check_structure, rows};
 use crate::{Aggregator, Error, Result};
 
 /// Bulyan's selection: `θ` update indices in selection order.
@@ -50,15 +50,24 @@ pub fn bulyan_select(
     Ok(selected)
 }
 
-/// Mean of the `beta` values of `v` closest to its median.
-fn closest_to_median_mean<T: Scalar>(v: &mut [T], beta: usize) -> T {
-    let med = median_of(v);
-    // median_of reorders v; distances to the median do not depend on order except for ties,
-    // which numpy's argpartition also breaks arbitrarily.
-    v.select_nth_unstable_by(beta - 1, |a, b| cmp(&(*a - med).abs(), &(*b - med).abs()));
+/// Mean of the `beta` values of a sorted column closest to its median. In sorted order they form
+/// a window around the median, grown one value at a time towards the closer side (ties to the
+/// smaller value; numpy's argpartition breaks them arbitrarily).
+fn closest_to_median_mean<T: Scalar>(sorted: &[[T; LANES]], lane: usize, beta: usize) -> T {
+    let n = sorted.len();
+    let med = median_sorted(sorted, lane);
+    let (mut lo, mut hi) = (n / 2, n / 2); // window [lo, hi)
+    while hi - lo < beta {
+        let take_low = hi == n || (lo > 0 && med - sorted[lo - 1][lane] <= sorted[hi][lane] - med);
+        if take_low {
+            lo -= 1;
+        } else {
+            hi += 1;
+        }
+    }
     #[allow(clippy::cast_precision_loss, reason = "client counts are small")]
     let count = beta as f64;
-    T::from_f64(v[..beta].iter().map(|x| x.as_f64()).sum::<f64>() / count)
+    T::from_f64(sorted[lo..hi].iter().map(|r| r[lane].as_f64()).sum::<f64>() / count)
 }
 
 /// Bulyan with Krum as the selection rule, tolerating `f` Byzantine clients (needs `n ≥ 4f + 3`).
@@ -85,13 +94,15 @@ impl<T: Scalar> Aggregator<T> for Bulyan {
         global: &ModelParams<T>,
         updates: &[ClientUpdate<T>],
     ) -> Result<ModelParams<T>> {
-        check_updates("bulyan", global, updates, 4 * self.f + 3)?;
+        check_structure("bulyan", global, updates, 4 * self.f + 3)?;
         let rows = rows(updates);
-        let dist = pairwise_sq_distances(&rows);
+        let dist = checked_distances("bulyan", global, updates, &rows)?;
         let selected = bulyan_select(&dist, self.f, |a, b| rows[a] == rows[b])?;
         let beta = selected.len() - 2 * self.f;
         let chosen: Vec<&[T]> = selected.iter().map(|&i| rows[i]).collect();
-        let out = coordinatewise(&chosen, |v| closest_to_median_mean(v, beta));
-        finish("bulyan", global.shared_spec(), out)
+        let net = SortNetwork::sorting(chosen.len());
+        run_sorted_columns("bulyan", global, updates, &chosen, &net, |sorted, lane| {
+            closest_to_median_mean(sorted, lane, beta)
+        })
     }
 }

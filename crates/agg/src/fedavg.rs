@@ -10,7 +10,7 @@ use std::sync::Arc;
 use fl_core::{ClientUpdate, ModelParams, ModelSpec, Scalar};
 use rayon::prelude::*;
 
-use crate::validate::{check_updates, finish, in_range, rows, total_weight};
+use crate::validate::{check_structure, check_values, finish, in_range, rows, total_weight};
 use crate::{Aggregator, Error, Result};
 
 /// Coordinates per task of the streaming kernels: 8 K f32 = 32 KiB, an L1-sized output block
@@ -46,11 +46,25 @@ pub(crate) fn weighted_average_inplace<T: Scalar>(
     let mut out = vec![T::zero(); d];
     let kernel = |(b, o): (usize, &mut [T])| {
         let s = b * BLOCK;
-        for (o, x) in o.iter_mut().zip(&rows[0][s..]) {
+        let e = s + o.len();
+        for (o, x) in o.iter_mut().zip(&rows[0][s..e]) {
             *o = T::from_f64(x.as_f64() * factors[0]);
         }
-        for (row, &f) in rows[1..].iter().zip(&factors[1..]) {
-            for (o, x) in o.iter_mut().zip(&row[s..]) {
+        // Four clients per pass: the same left-to-right sum per coordinate, a quarter of the
+        // accumulator traffic, and four read streams in flight.
+        let mut quads = rows[1..].chunks_exact(4).zip(factors[1..].chunks_exact(4));
+        for (r, f) in quads.by_ref() {
+            let (r0, r1, r2, r3) = (&r[0][s..e], &r[1][s..e], &r[2][s..e], &r[3][s..e]);
+            for (c, o) in o.iter_mut().enumerate() {
+                let mut acc = *o + T::from_f64(r0[c].as_f64() * f[0]);
+                acc = acc + T::from_f64(r1[c].as_f64() * f[1]);
+                acc = acc + T::from_f64(r2[c].as_f64() * f[2]);
+                *o = acc + T::from_f64(r3[c].as_f64() * f[3]);
+            }
+        }
+        let done = 1 + 4 * ((rows.len() - 1) / 4);
+        for (row, &f) in rows[done..].iter().zip(&factors[done..]) {
+            for (o, x) in o.iter_mut().zip(&row[s..e]) {
                 *o = *o + T::from_f64(x.as_f64() * f);
             }
         }
@@ -77,11 +91,20 @@ pub(crate) fn weighted_average_reference<T: Scalar>(
     let mut out = vec![T::zero(); d];
     let kernel = |(b, o): (usize, &mut [T])| {
         let s = b * BLOCK;
-        for (o, &x) in o.iter_mut().zip(&rows[0][s..]) {
+        let e = s + o.len();
+        for (o, &x) in o.iter_mut().zip(&rows[0][s..e]) {
             *o = x * w[0];
         }
-        for (row, &wi) in rows[1..].iter().zip(&w[1..]) {
-            for (o, &x) in o.iter_mut().zip(&row[s..]) {
+        let mut quads = rows[1..].chunks_exact(4).zip(w[1..].chunks_exact(4));
+        for (r, wq) in quads.by_ref() {
+            let (r0, r1, r2, r3) = (&r[0][s..e], &r[1][s..e], &r[2][s..e], &r[3][s..e]);
+            for (c, o) in o.iter_mut().enumerate() {
+                *o = (((*o + r0[c] * wq[0]) + r1[c] * wq[1]) + r2[c] * wq[2]) + r3[c] * wq[3];
+            }
+        }
+        let done = 1 + 4 * ((rows.len() - 1) / 4);
+        for (row, &wi) in rows[done..].iter().zip(&w[done..]) {
+            for (o, &x) in o.iter_mut().zip(&row[s..e]) {
                 *o = *o + x * wi;
             }
         }
@@ -108,7 +131,11 @@ pub fn weighted_average<T: Scalar>(
     updates: &[ClientUpdate<T>],
     order: FedAvgOrder,
 ) -> Result<ModelParams<T>> {
-    check_updates("FedAvg", global, updates, 1)?;
+    // Values are not checked up front: that would be a second pass over all N·d inputs. A NaN or
+    // infinity in any input reaches the output (x·s with s ≥ 0 stays non-finite — ∞·0 is NaN —
+    // and sums propagate it), so a finite output proves finite inputs; otherwise the inputs are
+    // scanned to name the culprit.
+    check_structure("FedAvg", global, updates, 1)?;
     let total = total_weight(updates)?;
     let weights: Vec<u64> = updates.iter().map(|u| u.num_examples).collect();
     let rows = rows(updates);
@@ -116,7 +143,10 @@ pub fn weighted_average<T: Scalar>(
         FedAvgOrder::InPlace => weighted_average_inplace(&rows, &weights, total),
         FedAvgOrder::Reference => weighted_average_reference(&rows, &weights, total),
     };
-    finish("FedAvg", global.shared_spec(), data)
+    finish("FedAvg", global.shared_spec(), data).map_err(|e| match check_values(updates) {
+        Err(culprit) => culprit,
+        Ok(()) => e,
+    })
 }
 
 /// FedAvg: the `num_examples`-weighted average of client models (McMahan et al. 2017,

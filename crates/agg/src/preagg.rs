@@ -17,7 +17,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use crate::distance::pairwise_sq_distances;
 use crate::fedavg::BLOCK;
 use crate::validate::{check_updates, rows};
 use crate::{Aggregator, Error, Result};
@@ -155,7 +154,7 @@ impl<T: Scalar> PreAggregator<T> for NearestNeighborMixing {
         if n <= self.f {
             return Err(Error::ByzantineBound { rule: "nnm", n, f: self.f, bound: "n > f" });
         }
-        let dist = pairwise_sq_distances(&rows(&updates));
+        let dist = crate::krum::checked_distances("nnm", global, &updates, &rows(&updates))?;
         let keep = n - self.f;
         (0..n)
             .map(|i| {

@@ -20,6 +20,21 @@ pub fn check_updates<T: Scalar>(
     updates: &[ClientUpdate<T>],
     needed: usize,
 ) -> Result<()> {
+    check_structure(rule, global, updates, needed)?;
+    check_values(updates)
+}
+
+/// The cheap part of [`check_updates`]: count, layout, round and version (no pass over values).
+///
+/// # Errors
+///
+/// As [`check_updates`], except for non-finite values.
+pub fn check_structure<T: Scalar>(
+    rule: &'static str,
+    global: &ModelParams<T>,
+    updates: &[ClientUpdate<T>],
+    needed: usize,
+) -> Result<()> {
     if updates.len() < needed.max(1) {
         return Err(Error::TooFewClients { rule, needed: needed.max(1), got: updates.len() });
     }
@@ -37,7 +52,16 @@ pub fn check_updates<T: Scalar>(
             });
         }
     }
-    // Finiteness is the expensive part: check updates in parallel, report the first in order.
+    Ok(())
+}
+
+/// The expensive part of [`check_updates`]: every value finite. Updates are checked in parallel;
+/// the first bad one in order is reported.
+///
+/// # Errors
+///
+/// [`fl_core::Error::NonFinite`] naming the layer and index.
+pub fn check_values<T: Scalar>(updates: &[ClientUpdate<T>]) -> Result<()> {
     let bad = updates
         .par_iter()
         .enumerate()

@@ -610,6 +610,40 @@ pub fn decode_params_into<T: Scalar>(
     Ok(())
 }
 
+/// Decodes a frame produced by [`encode_update`] into an existing update of the same layout,
+/// reusing its parameter buffer (see [`decode_params_into`]).
+///
+/// On error, `out`'s parameters may hold part of the payload and its metadata is unchanged.
+///
+/// # Errors
+///
+/// As [`decode_update`]; the frame's layout must equal `out`'s.
+pub fn decode_update_into<T: Scalar>(
+    bytes: &[u8],
+    options: &DecodeOptions,
+    out: &mut ClientUpdate<T>,
+) -> Result<()> {
+    let Parsed { header, payload } =
+        parse_frame::<T, UpdateHeader>(bytes, FrameKind::Update, options)?;
+    let partner_id = PartnerId::new(header.partner_id)?;
+    let options = DecodeOptions {
+        expected_spec: Some(Arc::clone(out.params.shared_spec())),
+        ..options.clone()
+    };
+    let spec = from_wire(header.layers, &options)?;
+    check_payload_len::<T>(&spec, payload)?;
+    if let Some(flat) =
+        fill_from_payload(payload, out.params.as_mut_slice(), !options.allow_non_finite)
+    {
+        return Err(out.params.non_finite_error(flat));
+    }
+    out.partner_id = partner_id;
+    out.round = Round(header.round);
+    out.model_version = ModelVersion(header.model_version);
+    out.num_examples = header.num_examples;
+    Ok(())
+}
+
 /// Decodes a frame produced by [`encode_update`].
 ///
 /// # Errors
@@ -835,6 +869,33 @@ mod tests {
             decode_params_into(&bytes, &DecodeOptions::default(), &mut other),
             Err(Error::ShapeMismatch { .. })
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn decode_update_into_reuses_and_validates() -> Result<()> {
+        let u =
+            ClientUpdate::new(PartnerId::new("lab-9")?, Round(4), ModelVersion(2), 77, sample());
+        let bytes = encode_update(&u)?;
+        let mut slot = ClientUpdate::new(
+            PartnerId::new("old")?,
+            Round(0),
+            ModelVersion(0),
+            0,
+            ModelParams::zeros(Arc::clone(u.params.shared_spec())),
+        );
+        decode_update_into(&bytes, &DecodeOptions::default(), &mut slot)?;
+        assert_eq!(slot, u);
+        let other = ClientUpdate::new(
+            PartnerId::new("x")?,
+            Round(0),
+            ModelVersion(0),
+            0,
+            ModelParams::<f32>::zeros(Arc::new(ModelSpec::from_pairs([("w", vec![9])])?)),
+        );
+        let mut wrong = other.clone();
+        assert!(decode_update_into(&bytes, &DecodeOptions::default(), &mut wrong).is_err());
+        assert_eq!(wrong, other, "metadata untouched on error");
         Ok(())
     }
 

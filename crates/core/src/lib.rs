@@ -25,8 +25,8 @@ mod spec;
 mod update;
 
 pub use codec::{
-    CodecError, DecodeOptions, decode_params, decode_params_into, decode_update, encode_params,
-    encode_params_into, encode_update,
+    CodecError, DecodeOptions, decode_params, decode_params_into, decode_update,
+    decode_update_into, encode_params, encode_params_into, encode_update,
 };
 pub use error::{Error, Result};
 pub use params::ModelParams;

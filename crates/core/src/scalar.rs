@@ -93,10 +93,17 @@ pub trait Scalar:
 
     /// Writes `src` little-endian into `out`, pairing them up to the shorter of the two.
     fn write_le_into(src: &[Self], out: &mut [u8]);
+
+    /// An unsigned key whose integer order is IEEE 754's total order of the values (−NaN < −∞ <
+    /// … < −0 < +0 < … < +∞ < +NaN), so selection and sorting run on plain integer compares.
+    fn order_key(self) -> u64;
+
+    /// Inverse of [`order_key`](Self::order_key).
+    fn from_order_key(key: u64) -> Self;
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $dtype:expr, $n:literal) => {
+    ($t:ty, $dtype:expr, $n:literal, $bits:ty) => {
         impl Scalar for $t {
             const DTYPE: DType = $dtype;
 
@@ -121,6 +128,21 @@ macro_rules! impl_scalar {
                 Self::write_le_into(src, &mut out[start..]);
             }
 
+            #[inline]
+            fn order_key(self) -> u64 {
+                const SIGN: $bits = 1 << (<$bits>::BITS - 1);
+                let b = self.to_bits();
+                u64::from(if b & SIGN != 0 { !b } else { b | SIGN })
+            }
+
+            #[inline]
+            #[allow(clippy::cast_possible_truncation, reason = "keys of this type fit its width")]
+            fn from_order_key(key: u64) -> Self {
+                const SIGN: $bits = 1 << (<$bits>::BITS - 1);
+                let k = key as $bits;
+                <$t>::from_bits(if k & SIGN != 0 { k & !SIGN } else { !k })
+            }
+
             fn read_le_into(bytes: &[u8], dst: &mut [Self]) {
                 for (d, c) in dst.iter_mut().zip(bytes.chunks_exact($n)) {
                     let mut a = [0u8; $n];
@@ -138,5 +160,28 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, DType::F32, 4);
-impl_scalar!(f64, DType::F64, 8);
+impl_scalar!(f32, DType::F32, 4, u32);
+impl_scalar!(f64, DType::F64, 8, u64);
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn order_keys_follow_total_order(a: f64, b: f64, c: f32, d: f32) {
+            prop_assert_eq!(a.order_key().cmp(&b.order_key()), a.total_cmp(&b));
+            prop_assert_eq!(c.order_key().cmp(&d.order_key()), c.total_cmp(&d));
+            prop_assert_eq!(f64::from_order_key(a.order_key()).to_bits(), a.to_bits());
+            prop_assert_eq!(f32::from_order_key(c.order_key()).to_bits(), c.to_bits());
+        }
+    }
+
+    #[test]
+    fn order_key_edges() {
+        let v = [f32::NEG_INFINITY, -1.0, -0.0, 0.0, f32::MIN_POSITIVE, 1.0, f32::INFINITY];
+        assert!(v.windows(2).all(|w| w[0].order_key() < w[1].order_key()));
+    }
+}

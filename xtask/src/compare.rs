@@ -1,0 +1,191 @@
+//! Side-by-side comparisons against the anchors in `../shared/anchors`, in one run, as ratios.
+//!
+//! `cargo xtask bench-compare agg`:
+//! 1. builds and runs `bw.c` (memory bandwidth, the FedAvg floor),
+//! 2. runs Flower's own aggregation functions through `bench_flower.py`,
+//! 3. runs `fl-benches`' `agg_timing` on the same shapes,
+//! 4. prints each rule's time, Flower's, the ratio, and the goal from the issue.
+//!
+//! The Python side needs `flwr` and `numpy`: set `ANCHOR_PYTHON` to an interpreter that has
+//! them, or a virtual environment is created in `target/anchor-venv` (needs the package index).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::run;
+
+const CONFIGS: &str = "100:100000,100:1000000";
+
+pub(crate) fn compare(root: &Path, what: Option<&str>) -> Result<()> {
+    match what {
+        Some("agg") => agg(root),
+        _ => bail!("usage: cargo xtask bench-compare agg"),
+    }
+}
+
+fn anchor_python(root: &Path) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("ANCHOR_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let venv = root.join("target/anchor-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let v = venv.to_string_lossy().into_owned();
+        run(root, "anchor venv", "python3", &["-m", "venv", &v], &[])?;
+        let p = python.to_string_lossy().into_owned();
+        run(root, "anchor packages", &p, &["-m", "pip", "install", "-q", "flwr", "numpy"], &[])?;
+    }
+    Ok(python)
+}
+
+fn read_csv(path: &Path) -> Result<Vec<HashMap<String, String>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().context("empty csv")?.split(',').collect();
+    Ok(lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            header.iter().zip(l.split(',')).map(|(h, v)| ((*h).to_owned(), v.to_owned())).collect()
+        })
+        .collect())
+}
+
+fn medians(rows: &[HashMap<String, String>]) -> HashMap<(String, u64, u64), f64> {
+    rows.iter()
+        .filter_map(|r| {
+            Some((
+                (
+                    r.get("aggregator")?.clone(),
+                    r.get("n_clients")?.parse().ok()?,
+                    r.get("d")?.parse().ok()?,
+                ),
+                r.get("median_s")?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+fn bandwidth(root: &Path, out: &Path) -> Result<f64> {
+    let bin = out.join("bw");
+    let src = root.join("../shared/anchors/bw.c");
+    let (s, b) = (src.to_string_lossy().into_owned(), bin.to_string_lossy().into_owned());
+    run(root, "build bw.c", "gcc", &["-O3", "-march=native", "-fopenmp", &s, "-o", &b], &[])?;
+    let output = Command::new(&bin).env("OMP_NUM_THREADS", "2").output().context("running bw")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    println!("{}", text.trim());
+    text.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("read_sum_GBps=").and_then(|v| v.parse().ok()))
+        .context("bw printed no read_sum_GBps")
+}
+
+fn agg(root: &Path) -> Result<()> {
+    let out = root.join("target/bench-compare");
+    std::fs::create_dir_all(&out)?;
+    let gbps = bandwidth(root, &out)?;
+    let python = anchor_python(root)?;
+    let flower_csv = out.join("flower.csv");
+    let ours_csv = out.join("fl-agg.csv");
+    let script = root.join("../shared/anchors/bench_flower.py");
+    run(
+        root,
+        "Flower",
+        &python.to_string_lossy(),
+        &[
+            &script.to_string_lossy(),
+            "--reps",
+            "3",
+            "--only",
+            CONFIGS,
+            "--skip",
+            "bulyan@100:1000000",
+            "--out",
+            &flower_csv.to_string_lossy(),
+        ],
+        &[],
+    )?;
+    run(
+        root,
+        "fl-agg",
+        "cargo",
+        &[
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "fl-benches",
+            "--bin",
+            "agg_timing",
+            "--",
+            "--reps",
+            "5",
+            "--only",
+            CONFIGS,
+            "--out",
+            &ours_csv.to_string_lossy(),
+        ],
+        &[],
+    )?;
+    let flower = medians(&read_csv(&flower_csv)?);
+    let ours = medians(&read_csv(&ours_csv)?);
+    let goals: HashMap<(&str, u64, u64), f64> = HashMap::from([
+        (("fedavg", 100, 1_000_000), 8.0),
+        (("krum", 100, 1_000_000), 30.0),
+        (("bulyan", 100, 100_000), 100.0),
+        (("median", 100, 100_000), 10.0),
+        (("trimmed_mean", 100, 100_000), 10.0),
+    ]);
+    println!();
+    println!("| rule | N | d | fl-agg (ms) | Flower (ms) | speed-up | goal |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    let mut keys: Vec<_> = ours.keys().cloned().collect();
+    keys.sort_by(|a, b| (a.2, a.1, &a.0).cmp(&(b.2, b.1, &b.0)));
+    let mut missed = Vec::new();
+    for key in keys {
+        let ours_s = ours[&key];
+        let (name, n, d) = (&key.0, key.1, key.2);
+        let Some(&theirs) = flower.get(&key) else {
+            println!("| {name} | {n} | {d} | {:.2} | — | — | |", ours_s * 1e3);
+            continue;
+        };
+        let ratio = theirs / ours_s;
+        let goal = goals.get(&(name.as_str(), n, d));
+        let verdict = match goal {
+            Some(&g) if ratio >= g => format!("≥ {g}× met"),
+            Some(&g) => {
+                missed.push(format!("{name} N={n} d={d}: {ratio:.1}× < {g}×"));
+                format!("≥ {g}× MISSED")
+            }
+            None => String::new(),
+        };
+        println!(
+            "| {name} | {n} | {d} | {:.2} | {:.1} | {ratio:.1}× | {verdict} |",
+            ours_s * 1e3,
+            theirs * 1e3
+        );
+    }
+    #[allow(clippy::cast_precision_loss, reason = "byte counts")]
+    let floor_s = (100.0 * 1e6 * 4.0) / (gbps * 1e9);
+    for name in ["fedavg", "fedavg_inplace_no_decode"] {
+        if let Some(&t) = ours.get(&(name.to_owned(), 100, 1_000_000)) {
+            let r = t / floor_s;
+            println!(
+                "{name} N=100 d=1e6: {:.2} ms vs bandwidth floor {:.2} ms ({gbps:.1} GB/s read): {r:.2}× floor (goal ≤ 1.3×)",
+                t * 1e3,
+                floor_s * 1e3
+            );
+            if r > 1.3 {
+                missed.push(format!("{name}: {r:.2}× the bandwidth floor"));
+            }
+        }
+    }
+    if missed.is_empty() {
+        println!("all goals met");
+    } else {
+        println!("goals missed: {}", missed.join("; "));
+    }
+    Ok(())
+}
