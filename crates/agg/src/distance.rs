@@ -110,10 +110,13 @@ fn distances_from_gram<T: Scalar>(rows: &[&[T]], center: Option<&[T]>) -> Distan
     for i in 0..n {
         for j in (i + 1)..n {
             let scale = g[i * n + i] + g[j * n + j];
-            let v = (scale - 2.0 * g[i * n + j]).max(0.0);
-            if v.is_nan() || v < recompute_below * scale || scale == 0.0 {
+            let raw = scale - 2.0 * g[i * n + j];
+            // Non-finite Gram entries (NaN/∞ inputs) must reach the direct computation, which
+            // keeps them non-finite; `max` below would turn a NaN into 0.
+            if !raw.is_finite() || raw < recompute_below * scale || scale == 0.0 {
                 close.push((i, j));
             }
+            let v = raw.max(0.0);
             d[i * n + j] = v;
             d[j * n + i] = v;
         }

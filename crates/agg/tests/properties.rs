@@ -291,3 +291,35 @@ fn centered_clipping_bounds_outlier_influence() {
     let again = cc.aggregate(&g, &ups).unwrap();
     assert!(again.as_slice().iter().all(|x| x.is_finite()));
 }
+
+#[test]
+fn every_rule_names_a_non_finite_input() {
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let s = spec(40_000);
+        let g = ModelParams::<f64>::zeros(Arc::clone(&s));
+        let rows: Vec<Vec<f64>> = (0..11).map(|i| (0..40_000).map(|c| ((i * 7 + c) % 13) as f64 * 0.1).collect()).collect();
+        let mut ups = updates(&s, &rows, &[5; 11]);
+        ups[6].params.as_mut_slice()[33_333] = bad;
+        let mut rules: Vec<Box<dyn Aggregator<f64>>> = vec![
+            Box::new(FedAvg::default()),
+            Box::new(FedAvg::with_order(fl_agg::FedAvgOrder::Reference)),
+            Box::new(Median),
+            Box::new(TrimmedMean::new(0.2).unwrap()),
+            Box::new(Krum::new(2)),
+            Box::new(Krum::multi(2, 5)),
+            Box::new(Bulyan::new(2)),
+            Box::new(GeometricMedian::default()),
+            Box::new(CenteredClipping::new(1.0, 1).unwrap()),
+            Box::new(FedOpt::adam()),
+            Box::new(Pipeline::new(Box::new(Median)).then(Box::new(NearestNeighborMixing::new(2)))),
+        ];
+        for rule in &mut rules {
+            match rule.aggregate(&g, &ups) {
+                Err(fl_agg::Error::Core(fl_core::Error::NonFinite { layer, index, .. })) => {
+                    assert_eq!((layer.as_str(), index), ("b", vec![33_333 - 20_000]), "{}", rule.name());
+                }
+                other => panic!("{} with {bad}: expected NonFinite, got {:?}", rule.name(), other.map(|_| ())),
+            }
+        }
+    }
+}
