@@ -8,6 +8,7 @@
     clippy::cast_possible_truncation,
     clippy::cast_precision_loss,
     clippy::cast_sign_loss,
+    clippy::cast_lossless,
     reason = "test code"
 )]
 
@@ -297,7 +298,9 @@ fn every_rule_names_a_non_finite_input() {
     for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         let s = spec(40_000);
         let g = ModelParams::<f64>::zeros(Arc::clone(&s));
-        let rows: Vec<Vec<f64>> = (0..11).map(|i| (0..40_000).map(|c| ((i * 7 + c) % 13) as f64 * 0.1).collect()).collect();
+        let rows: Vec<Vec<f64>> = (0..11)
+            .map(|i| (0..40_000).map(|c| ((i * 7 + c) % 13) as f64 * 0.1).collect())
+            .collect();
         let mut ups = updates(&s, &rows, &[5; 11]);
         ups[6].params.as_mut_slice()[33_333] = bad;
         let mut rules: Vec<Box<dyn Aggregator<f64>>> = vec![
@@ -316,9 +319,18 @@ fn every_rule_names_a_non_finite_input() {
         for rule in &mut rules {
             match rule.aggregate(&g, &ups) {
                 Err(fl_agg::Error::Core(fl_core::Error::NonFinite { layer, index, .. })) => {
-                    assert_eq!((layer.as_str(), index), ("b", vec![33_333 - 20_000]), "{}", rule.name());
+                    assert_eq!(
+                        (layer.as_str(), index),
+                        ("b", vec![33_333 - 20_000]),
+                        "{}",
+                        rule.name()
+                    );
                 }
-                other => panic!("{} with {bad}: expected NonFinite, got {:?}", rule.name(), other.map(|_| ())),
+                other => panic!(
+                    "{} with {bad}: expected NonFinite, got {:?}",
+                    rule.name(),
+                    other.map(|_| ())
+                ),
             }
         }
     }
