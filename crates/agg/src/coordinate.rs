@@ -83,6 +83,7 @@ impl SortNetwork {
         Self { n, pairs: kept }
     }
 
+    #[inline(always)]
     fn run<T: Scalar>(&self, buf: &mut [[T; LANES]]) {
         for &(i, j) in &self.pairs {
             let (lo, hi) = buf.split_at_mut(j as usize);
@@ -106,23 +107,11 @@ pub(crate) fn sorted_columns<T: Scalar>(
     debug_assert_eq!(n, net.n);
     let d = rows[0].len();
     let mut out = vec![T::zero(); d];
-    let kernel = |buf: &mut Vec<[T; LANES]>, (t, o): (usize, &mut [T])| -> bool {
-        buf.resize(n, [T::zero(); LANES]);
-        let mut finite = true;
-        for (g, og) in o.chunks_mut(LANES).enumerate() {
-            let c = t * TASK_COORDS + g * LANES;
-            let w = og.len();
-            for (dst, r) in buf.iter_mut().zip(rows) {
-                let src = &r[c..c + w];
-                finite &= src.iter().fold(true, |ok, x| ok & x.is_finite());
-                dst[..w].copy_from_slice(src);
-            }
-            net.run(buf);
-            for (lane, o) in og.iter_mut().enumerate() {
-                *o = stat(buf, lane);
-            }
-        }
-        finite
+    let arch = pulp::Arch::new();
+    // The task body runs under `Arch::dispatch`, compiled for the best instruction set the CPU
+    // has (AVX2/AVX-512), so the lane-wise min/max use the widest vectors available.
+    let kernel = |buf: &mut Vec<[T; LANES]>, task: (usize, &mut [T])| -> bool {
+        arch.dispatch(|| sort_task(rows, net, &stat, buf, task))
     };
     let all_finite = if d * n >= fl_core::ops::PAR_THRESHOLD {
         out.par_chunks_mut(TASK_COORDS)
@@ -134,6 +123,33 @@ pub(crate) fn sorted_columns<T: Scalar>(
         out.chunks_mut(TASK_COORDS).enumerate().fold(true, |ok, x| ok & kernel(&mut buf, x))
     };
     all_finite.then_some(out)
+}
+
+/// One rayon task of [`sorted_columns`]: the coordinates `o` starting at `t · TASK_COORDS`.
+#[inline(always)]
+fn sort_task<T: Scalar>(
+    rows: &[&[T]],
+    net: &SortNetwork,
+    stat: &impl Fn(&[[T; LANES]], usize) -> T,
+    buf: &mut Vec<[T; LANES]>,
+    (t, o): (usize, &mut [T]),
+) -> bool {
+    buf.resize(rows.len(), [T::zero(); LANES]);
+    let mut finite = true;
+    for (g, og) in o.chunks_mut(LANES).enumerate() {
+        let c = t * TASK_COORDS + g * LANES;
+        let w = og.len();
+        for (dst, r) in buf.iter_mut().zip(rows) {
+            let src = &r[c..c + w];
+            finite &= src.iter().fold(true, |ok, x| ok & x.is_finite());
+            dst[..w].copy_from_slice(src);
+        }
+        net.run(buf);
+        for (lane, o) in og.iter_mut().enumerate() {
+            *o = stat(buf, lane);
+        }
+    }
+    finite
 }
 
 /// Median of a sorted column; even lengths give `fl(fl(lo + hi) / 2)` as numpy does.

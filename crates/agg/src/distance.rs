@@ -229,6 +229,18 @@ impl GramElem for f32 {
     }
 }
 
+/// Writes `rows[i][start..start + w] − center` into row `i` of the `n × w` buffer `x`, in `E`;
+/// inlined into a SIMD-dispatched context.
+#[inline(always)]
+fn center_block<T: Scalar, E: GramElem>(rows: &[&[T]], start: usize, center: &[E], x: &mut [E]) {
+    let w = center.len();
+    for (xr, r) in x.chunks_exact_mut(w).zip(rows) {
+        for ((o, v), c) in xr.iter_mut().zip(&r[start..start + w]).zip(center) {
+            *o = E::from_f64(v.as_f64()) - *c;
+        }
+    }
+}
+
 /// The Gram matrix of the rows after centering each coordinate block (both triangles filled).
 ///
 /// Each block's product is formed in the element type `E` and added into an f64 total, so
@@ -240,6 +252,7 @@ fn gram_centered<T: Scalar, E: GramElem>(rows: &[&[T]], center: Option<&[T]>) ->
     let block = (BLOCK_BYTES / (size_of::<E>() * n)).clamp(64, 8192).min(dim.max(1));
     let nblocks = dim.div_ceil(block);
     let groups = (PARTIAL_BUDGET / (n * n)).clamp(1, 16).min(nblocks.max(1));
+    let arch = pulp::Arch::new();
     let partials: Vec<Vec<f64>> = (0..groups)
         .into_par_iter()
         .map(|g| {
@@ -273,12 +286,7 @@ fn gram_centered<T: Scalar, E: GramElem>(rows: &[&[T]], center: Option<&[T]>) ->
                 // f32, which is exact to one rounding, like the f64 route, and vectorizes 2× wider).
                 let center_e = &mut center_e[..w];
                 center_e.iter_mut().zip(mean.iter()).for_each(|(c, m)| *c = E::from_f64(*m));
-                for (xr, r) in x.chunks_exact_mut(w).zip(rows) {
-                    for ((o, v), c) in xr.iter_mut().zip(&r[start..start + w]).zip(center_e.iter())
-                    {
-                        *o = E::from_f64(v.as_f64()) - *c;
-                    }
-                }
+                arch.dispatch(|| center_block(rows, start, center_e, &mut x));
                 E::block_gram(&mut prod, MatRef::from_row_major_slice(&x[..n * w], n, w));
                 for i in 0..n {
                     for j in 0..=i {

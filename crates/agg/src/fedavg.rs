@@ -44,37 +44,42 @@ pub(crate) fn weighted_average_inplace<T: Scalar>(
     let factors: Vec<f64> = weights.iter().map(|&w| w as f64 / total as f64).collect();
     let d = rows[0].len();
     let mut out = vec![T::zero(); d];
-    let kernel = |(b, o): (usize, &mut [T])| {
-        let s = b * BLOCK;
-        let e = s + o.len();
-        for (o, x) in o.iter_mut().zip(&rows[0][s..e]) {
-            *o = T::from_f64(x.as_f64() * factors[0]);
-        }
-        // Four clients per pass: the same left-to-right sum per coordinate, a quarter of the
-        // accumulator traffic, and four read streams in flight.
-        let mut quads = rows[1..].chunks_exact(4).zip(factors[1..].chunks_exact(4));
-        for (r, f) in quads.by_ref() {
-            let (r0, r1, r2, r3) = (&r[0][s..e], &r[1][s..e], &r[2][s..e], &r[3][s..e]);
-            for (c, o) in o.iter_mut().enumerate() {
-                let mut acc = *o + T::from_f64(r0[c].as_f64() * f[0]);
-                acc = acc + T::from_f64(r1[c].as_f64() * f[1]);
-                acc = acc + T::from_f64(r2[c].as_f64() * f[2]);
-                *o = acc + T::from_f64(r3[c].as_f64() * f[3]);
-            }
-        }
-        let done = 1 + 4 * ((rows.len() - 1) / 4);
-        for (row, &f) in rows[done..].iter().zip(&factors[done..]) {
-            for (o, x) in o.iter_mut().zip(&row[s..e]) {
-                *o = *o + T::from_f64(x.as_f64() * f);
-            }
-        }
-    };
+    let arch = pulp::Arch::new();
+    let kernel = |task: (usize, &mut [T])| arch.dispatch(|| inplace_block(rows, &factors, task));
     if d >= fl_core::ops::PAR_THRESHOLD {
         out.par_chunks_mut(BLOCK).enumerate().for_each(kernel);
     } else {
         out.chunks_mut(BLOCK).enumerate().for_each(kernel);
     }
     out
+}
+
+/// One output block of [`weighted_average_inplace`], inlined into a SIMD-dispatched context.
+#[inline(always)]
+fn inplace_block<T: Scalar>(rows: &[&[T]], factors: &[f64], (b, o): (usize, &mut [T])) {
+    let s = b * BLOCK;
+    let e = s + o.len();
+    for (o, x) in o.iter_mut().zip(&rows[0][s..e]) {
+        *o = T::from_f64(x.as_f64() * factors[0]);
+    }
+    // Four clients per pass: the same left-to-right sum per coordinate, a quarter of the
+    // accumulator traffic, and four read streams in flight.
+    let mut quads = rows[1..].chunks_exact(4).zip(factors[1..].chunks_exact(4));
+    for (r, f) in quads.by_ref() {
+        let (r0, r1, r2, r3) = (&r[0][s..e], &r[1][s..e], &r[2][s..e], &r[3][s..e]);
+        for (c, o) in o.iter_mut().enumerate() {
+            let mut acc = *o + T::from_f64(r0[c].as_f64() * f[0]);
+            acc = acc + T::from_f64(r1[c].as_f64() * f[1]);
+            acc = acc + T::from_f64(r2[c].as_f64() * f[2]);
+            *o = acc + T::from_f64(r3[c].as_f64() * f[3]);
+        }
+    }
+    let done = 1 + 4 * ((rows.len() - 1) / 4);
+    for (row, &f) in rows[done..].iter().zip(&factors[done..]) {
+        for (o, x) in o.iter_mut().zip(&row[s..e]) {
+            *o = *o + T::from_f64(x.as_f64() * f);
+        }
+    }
 }
 
 /// Weighted average of `rows` in [`FedAvgOrder::Reference`] order.
@@ -89,35 +94,40 @@ pub(crate) fn weighted_average_reference<T: Scalar>(
     let total = T::from_f64(total as f64);
     let d = rows[0].len();
     let mut out = vec![T::zero(); d];
-    let kernel = |(b, o): (usize, &mut [T])| {
-        let s = b * BLOCK;
-        let e = s + o.len();
-        for (o, &x) in o.iter_mut().zip(&rows[0][s..e]) {
-            *o = x * w[0];
-        }
-        let mut quads = rows[1..].chunks_exact(4).zip(w[1..].chunks_exact(4));
-        for (r, wq) in quads.by_ref() {
-            let (r0, r1, r2, r3) = (&r[0][s..e], &r[1][s..e], &r[2][s..e], &r[3][s..e]);
-            for (c, o) in o.iter_mut().enumerate() {
-                *o = (((*o + r0[c] * wq[0]) + r1[c] * wq[1]) + r2[c] * wq[2]) + r3[c] * wq[3];
-            }
-        }
-        let done = 1 + 4 * ((rows.len() - 1) / 4);
-        for (row, &wi) in rows[done..].iter().zip(&w[done..]) {
-            for (o, &x) in o.iter_mut().zip(&row[s..e]) {
-                *o = *o + x * wi;
-            }
-        }
-        for o in o.iter_mut() {
-            *o = *o / total;
-        }
-    };
+    let arch = pulp::Arch::new();
+    let kernel = |task: (usize, &mut [T])| arch.dispatch(|| reference_block(rows, &w, total, task));
     if d >= fl_core::ops::PAR_THRESHOLD {
         out.par_chunks_mut(BLOCK).enumerate().for_each(kernel);
     } else {
         out.chunks_mut(BLOCK).enumerate().for_each(kernel);
     }
     out
+}
+
+/// One output block of [`weighted_average_reference`], inlined into a SIMD-dispatched context.
+#[inline(always)]
+fn reference_block<T: Scalar>(rows: &[&[T]], w: &[T], total: T, (b, o): (usize, &mut [T])) {
+    let s = b * BLOCK;
+    let e = s + o.len();
+    for (o, &x) in o.iter_mut().zip(&rows[0][s..e]) {
+        *o = x * w[0];
+    }
+    let mut quads = rows[1..].chunks_exact(4).zip(w[1..].chunks_exact(4));
+    for (r, wq) in quads.by_ref() {
+        let (r0, r1, r2, r3) = (&r[0][s..e], &r[1][s..e], &r[2][s..e], &r[3][s..e]);
+        for (c, o) in o.iter_mut().enumerate() {
+            *o = (((*o + r0[c] * wq[0]) + r1[c] * wq[1]) + r2[c] * wq[2]) + r3[c] * wq[3];
+        }
+    }
+    let done = 1 + 4 * ((rows.len() - 1) / 4);
+    for (row, &wi) in rows[done..].iter().zip(&w[done..]) {
+        for (o, &x) in o.iter_mut().zip(&row[s..e]) {
+            *o = *o + x * wi;
+        }
+    }
+    for o in o.iter_mut() {
+        *o = *o / total;
+    }
 }
 
 /// The `num_examples`-weighted average of the updates' parameters.
