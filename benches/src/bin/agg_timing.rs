@@ -105,7 +105,9 @@ fn main() -> anyhow::Result<()> {
         let decode_opts = DecodeOptions::expecting(Arc::clone(global.shared_spec()));
         let (fk, mk, fb) = (n / 5, n / 2, (n - 3) / 4);
         let wanted = |name: &str| rule_filter.as_deref().is_none_or(|r| r == name);
-        let mut run = |name: &str, agg: &mut dyn Aggregator<f32>| -> anyhow::Result<()> {
+        let mut run = |name: &str,
+                       agg: &mut dyn Aggregator<f32, Error = fl_agg::Error>|
+         -> anyhow::Result<()> {
             if !wanted(name) {
                 return Ok(());
             }

@@ -85,6 +85,8 @@ impl Bulyan {
 }
 
 impl<T: Scalar> Aggregator<T> for Bulyan {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         "bulyan"
     }

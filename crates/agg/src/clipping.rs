@@ -86,6 +86,8 @@ impl<T: Scalar> CenteredClipping<T> {
 }
 
 impl<T: Scalar> Aggregator<T> for CenteredClipping<T> {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         "centered_clipping"
     }

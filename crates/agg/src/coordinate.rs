@@ -187,6 +187,8 @@ pub(crate) fn run_sorted_columns<T: Scalar>(
 pub struct Median;
 
 impl<T: Scalar> Aggregator<T> for Median {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         "median"
     }
@@ -234,6 +236,8 @@ impl TrimmedMean {
 }
 
 impl<T: Scalar> Aggregator<T> for TrimmedMean {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         "trimmed_mean"
     }

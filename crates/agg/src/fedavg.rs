@@ -191,6 +191,8 @@ impl FedAvg {
 }
 
 impl<T: Scalar> Aggregator<T> for FedAvg {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         "fedavg"
     }
@@ -235,6 +237,8 @@ impl FedProx {
 }
 
 impl<T: Scalar> Aggregator<T> for FedProx {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         "fedprox"
     }

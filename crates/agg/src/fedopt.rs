@@ -23,7 +23,7 @@ use fl_core::{ClientUpdate, ModelParams, ModelSpec, Scalar};
 
 use crate::fedavg::{FedAvgOrder, weighted_average};
 use crate::validate::{finish, in_range};
-use crate::{Aggregator, Result};
+use crate::{Aggregator, Error, Result};
 
 /// Which second-moment rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +193,8 @@ impl<T: Scalar> FedOpt<T> {
 }
 
 impl<T: Scalar> Aggregator<T> for FedOpt<T> {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         match self.kind {
             FedOptKind::Adam => "fedadam",

@@ -51,6 +51,8 @@ impl<T: Scalar> FlTrust<T> {
 }
 
 impl<T: Scalar> Aggregator<T> for FlTrust<T> {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         "fltrust"
     }

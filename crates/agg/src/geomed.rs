@@ -83,6 +83,8 @@ fn distances<T: Scalar>(rows: &[&[T]], z: &[f64]) -> Vec<f64> {
 }
 
 impl<T: Scalar> Aggregator<T> for GeometricMedian {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         "geometric_median"
     }

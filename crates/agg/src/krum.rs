@@ -122,6 +122,8 @@ impl Krum {
 }
 
 impl<T: Scalar> Aggregator<T> for Krum {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         if self.m == 1 { "krum" } else { "multikrum" }
     }

@@ -191,13 +191,13 @@ impl<T: Scalar> PreAggregator<T> for NearestNeighborMixing {
 /// ```
 pub struct Pipeline<T: Scalar = f32> {
     steps: Vec<Box<dyn PreAggregator<T>>>,
-    rule: Box<dyn Aggregator<T>>,
+    rule: Box<dyn Aggregator<T, Error = Error>>,
 }
 
 impl<T: Scalar> Pipeline<T> {
     /// A pipeline that runs `rule` with no steps yet.
     #[must_use]
-    pub fn new(rule: Box<dyn Aggregator<T>>) -> Self {
+    pub fn new(rule: Box<dyn Aggregator<T, Error = Error>>) -> Self {
         Self { steps: Vec::new(), rule }
     }
 
@@ -222,6 +222,8 @@ impl<T: Scalar> std::fmt::Debug for Pipeline<T> {
 }
 
 impl<T: Scalar> Aggregator<T> for Pipeline<T> {
+    type Error = Error;
+
     fn name(&self) -> &'static str {
         "pipeline"
     }

@@ -67,7 +67,7 @@ fn dataset(max_n: usize) -> impl Strategy<Value = (usize, Vec<Vec<f64>>, Vec<u64
     })
 }
 
-fn symmetric_rules(n: usize) -> Vec<(Box<dyn Aggregator<f64>>, f64)> {
+fn symmetric_rules(n: usize) -> Vec<(Box<dyn Aggregator<f64, Error = fl_agg::Error>>, f64)> {
     let f = (n - 3) / 4;
     vec![
         (Box::new(FedAvg::default()), 1e-12),
@@ -140,7 +140,7 @@ proptest! {
         let honest = &all[f..];
         let lo: Vec<f64> = (0..=d).map(|c| honest.iter().map(|r| r[c]).fold(f64::INFINITY, f64::min)).collect();
         let hi: Vec<f64> = (0..=d).map(|c| honest.iter().map(|r| r[c]).fold(f64::NEG_INFINITY, f64::max)).collect();
-        let mut rules: Vec<Box<dyn Aggregator<f64>>> = vec![
+        let mut rules: Vec<Box<dyn Aggregator<f64, Error = fl_agg::Error>>> = vec![
             Box::new(Median),
             Box::new(TrimmedMean::new(0.249).unwrap()),
         ];
@@ -303,7 +303,7 @@ fn every_rule_names_a_non_finite_input() {
             .collect();
         let mut ups = updates(&s, &rows, &[5; 11]);
         ups[6].params.as_mut_slice()[33_333] = bad;
-        let mut rules: Vec<Box<dyn Aggregator<f64>>> = vec![
+        let mut rules: Vec<Box<dyn Aggregator<f64, Error = fl_agg::Error>>> = vec![
             Box::new(FedAvg::default()),
             Box::new(FedAvg::with_order(fl_agg::FedAvgOrder::Reference)),
             Box::new(Median),

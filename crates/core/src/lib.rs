@@ -13,6 +13,7 @@
     )
 )]
 
+mod aggregate;
 pub mod codec;
 mod error;
 #[doc(hidden)]
@@ -24,6 +25,7 @@ mod scalar;
 mod spec;
 mod update;
 
+pub use aggregate::Aggregator;
 pub use codec::{
     CodecError, DecodeOptions, decode_params, decode_params_into, decode_update,
     decode_update_into, encode_params, encode_params_into, encode_update,
