@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::panic_in_result_fn,
+        clippy::cast_possible_truncation,
+        clippy::cast_precision_loss,
+        clippy::cast_sign_loss,
+        clippy::cast_lossless,
+        reason = "tests assert and return Result; test data is built with casts"
+    )
+)]
+
+pub mod accountant;
+mod budget;
+pub mod calibrate;
+pub mod conversion;
+mod error;
+pub mod rdp;
+
+pub use accountant::{DpEvent, RdpAccountant};
+pub use budget::PrivacyBudget;
+pub use calibrate::{Calibration, calibrate_noise_multiplier, epsilon_for_sigma};
+pub use conversion::{DeltaAt, EpsilonAt, delta_from_rdp, epsilon_from_rdp};
+pub use error::{Error, Result};
