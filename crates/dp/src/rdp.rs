@@ -227,7 +227,7 @@ fn log_a_minus_1_quadrature(q: f64, sigma: f64, alphas: &[f64]) -> Result<Vec<f6
     let h = sigma.min(s2) / 2.0;
     let (lo, hi) = (-10.0 * sigma - 1.0, amax + 10.0 * sigma + 1.0);
     let steps = ((hi - lo) / h).ceil();
-    if !(steps <= 4.0e6) {
+    if steps.is_nan() || steps > 4.0e6 {
         return Err(Error::param(
             "noise multiplier σ",
             format!("σ = {sigma} is too small for fractional orders"),
