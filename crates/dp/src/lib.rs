@@ -15,12 +15,21 @@
 pub mod accountant;
 mod budget;
 pub mod calibrate;
+pub mod clipping;
 pub mod conversion;
+pub mod dpfedavg;
 mod error;
+pub mod mechanisms;
 pub mod rdp;
 
 pub use accountant::{DpEvent, RdpAccountant};
 pub use budget::PrivacyBudget;
 pub use calibrate::{Calibration, calibrate_noise_multiplier, epsilon_for_sigma};
+pub use clipping::{AdaptiveClipping, clip_l2, clip_per_layer};
 pub use conversion::{DeltaAt, EpsilonAt, delta_from_rdp, epsilon_from_rdp};
+pub use dpfedavg::{DpConfig, DpFedAvg, DpMode, privatize_client_update};
 pub use error::{Error, Result};
+pub use mechanisms::{
+    DiscreteGaussian, GaussianMechanism, KaryRandomizedResponse, LaplaceMechanism,
+    RandomizedResponse, csprng,
+};
