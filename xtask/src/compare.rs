@@ -22,8 +22,74 @@ const CONFIGS: &str = "100:100000,100:1000000";
 pub(crate) fn compare(root: &Path, what: Option<&str>) -> Result<()> {
     match what {
         Some("agg") => agg(root),
-        _ => bail!("usage: cargo xtask bench-compare agg"),
+        Some("dp") => dp(root),
+        _ => bail!("usage: cargo xtask bench-compare <agg | dp>"),
     }
+}
+
+/// fl-dp's accountant against dp-accounting: ε for q = 0.01, σ = 1.1, 10,000 steps over the
+/// default orders, and σ calibration for ε = 1 (goals: ≥ 100× and ≥ 50× faster).
+fn dp(root: &Path) -> Result<()> {
+    let python = anchor_python(root)?;
+    let py = python.to_string_lossy().into_owned();
+    if !Command::new(&py).args(["-c", "import dp_accounting"]).status().is_ok_and(|s| s.success()) {
+        run(root, "anchor packages", &py, &["-m", "pip", "install", "-q", "dp-accounting"], &[])?;
+    }
+    let script = root.join("benches/anchors/bench_dp_accounting.py");
+    let out = Command::new(&py)
+        .arg(&script)
+        .arg("7")
+        .current_dir(root)
+        .output()
+        .context("running dp-accounting")?;
+    if !out.status.success() {
+        bail!("dp-accounting bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let theirs: HashMap<String, f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let task = l.split("\"task\": \"").nth(1)?.split('"').next()?.to_owned();
+            let med =
+                l.split("\"median_s\": ").nth(1)?.split([',', '}']).next()?.trim().parse().ok()?;
+            Some((task, med))
+        })
+        .collect();
+    run(
+        root,
+        "fl-dp",
+        "cargo",
+        &["bench", "-p", "fl-dp", "--bench", "accountant", "--", "--save-baseline", "compare"],
+        &[],
+    )?;
+    let ours = |id: &str| -> Result<f64> {
+        let path =
+            root.join(format!("target/criterion/rdp_accountant/{id}/compare/estimates.json"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let ns: f64 = text
+            .split("\"median\":{")
+            .nth(1)
+            .and_then(|s| s.split("\"point_estimate\":").nth(1))
+            .and_then(|s| s.split([',', '}']).next())
+            .and_then(|s| s.trim().parse().ok())
+            .context("criterion estimates without a median")?;
+        Ok(ns * 1e-9)
+    };
+    println!("\n| task | fl-dp | dp-accounting | speed-up | goal |\n|---|---:|---:|---:|---|");
+    for (task, id, goal) in [
+        ("epsilon", "epsilon_q0.01_sigma1.1_steps10000_default_orders", 100.0),
+        ("calibrate", "calibrate_eps1_q0.01_steps10000", 50.0),
+    ] {
+        let (o, t) = (ours(id)?, *theirs.get(task).context("missing dp-accounting timing")?);
+        let r = t / o;
+        let verdict = if r >= goal { "met" } else { "MISSED" };
+        println!(
+            "| {task} | {:.3} ms | {:.1} ms | {r:.0}× | ≥ {goal}× {verdict} |",
+            o * 1e3,
+            t * 1e3
+        );
+    }
+    Ok(())
 }
 
 fn anchor_python(root: &Path) -> Result<PathBuf> {

@@ -19,6 +19,7 @@ pub mod clipping;
 pub mod conversion;
 pub mod dpfedavg;
 mod error;
+pub mod ledger;
 pub mod mechanisms;
 pub mod rdp;
 
@@ -29,6 +30,7 @@ pub use clipping::{AdaptiveClipping, clip_l2, clip_per_layer};
 pub use conversion::{DeltaAt, EpsilonAt, delta_from_rdp, epsilon_from_rdp};
 pub use dpfedavg::{DpConfig, DpFedAvg, DpMode, privatize_client_update};
 pub use error::{Error, Result};
+pub use ledger::{BudgetStatus, Ledger, LedgerConfig, Reservation};
 pub use mechanisms::{
     DiscreteGaussian, GaussianMechanism, KaryRandomizedResponse, LaplaceMechanism,
     RandomizedResponse, csprng,

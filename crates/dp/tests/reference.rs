@@ -141,3 +141,17 @@ fn rdp_bounds_the_pld_accountant() -> TestResult {
     assert!(checked > 0);
     Ok(())
 }
+
+/// Opacus's published example (its RDP accountant docs and tests): σ = 1.5, q = 0.04, 2250 steps,
+/// δ = 1e-5 → ε = 7.32911117143, over Opacus's default orders.
+#[test]
+fn opacus_published_value() -> TestResult {
+    let mut acc = RdpAccountant::new(fl_dp::rdp::opacus_orders())?;
+    acc.compose(
+        &DpEvent::PoissonSampledGaussian { sampling_rate: 0.04, noise_multiplier: 1.5 },
+        2250,
+    )?;
+    let eps = acc.get_epsilon(1e-5)?.epsilon;
+    assert!(rel(eps, 7.32911117143) <= 1e-9, "{eps}");
+    Ok(())
+}
