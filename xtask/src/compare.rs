@@ -23,7 +23,8 @@ pub(crate) fn compare(root: &Path, what: Option<&str>) -> Result<()> {
     match what {
         Some("agg") => agg(root),
         Some("dp") => dp(root),
-        _ => bail!("usage: cargo xtask bench-compare <agg | dp>"),
+        Some("train") => train(root),
+        _ => bail!("usage: cargo xtask bench-compare <agg | dp | train>"),
     }
 }
 
@@ -88,6 +89,76 @@ fn dp(root: &Path) -> Result<()> {
             o * 1e3,
             t * 1e3
         );
+    }
+    Ok(())
+}
+
+/// fl-train's MLP 784-128-10 training throughput against PyTorch on CPU (goal: within 2×).
+fn train(root: &Path) -> Result<()> {
+    let python = anchor_python(root)?;
+    let py = python.to_string_lossy().into_owned();
+    if !Command::new(&py).args(["-c", "import torch"]).status().is_ok_and(|s| s.success()) {
+        run(root, "anchor packages", &py, &["-m", "pip", "install", "-q", "torch"], &[])?;
+    }
+    let parse = |text: &str| -> HashMap<u64, f64> {
+        text.lines()
+            .filter_map(|l| {
+                let b =
+                    l.split("\"batch\": ").nth(1)?.split([',', '}']).next()?.trim().parse().ok()?;
+                let e = l
+                    .split("\"examples_per_s\": ")
+                    .nth(1)?
+                    .split([',', '}'])
+                    .next()?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some((b, e))
+            })
+            .collect()
+    };
+    let script = root.join("benches/anchors/bench_torch_mlp.py");
+    let torch = Command::new(&py)
+        .arg(&script)
+        .arg("5")
+        .current_dir(root)
+        .output()
+        .context("running PyTorch")?;
+    if !torch.status.success() {
+        bail!("PyTorch bench failed: {}", String::from_utf8_lossy(&torch.stderr));
+    }
+    let ours = Command::new("cargo")
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "fl-benches",
+            "--bin",
+            "train_timing",
+            "--",
+            "5",
+        ])
+        .current_dir(root)
+        .output()
+        .context("running train_timing")?;
+    if !ours.status.success() {
+        bail!("train_timing failed: {}", String::from_utf8_lossy(&ours.stderr));
+    }
+    let (t, o) = (
+        parse(&String::from_utf8_lossy(&torch.stdout)),
+        parse(&String::from_utf8_lossy(&ours.stdout)),
+    );
+    println!(
+        "\n| MLP 784-128-10, batch | fl-train (examples/s) | PyTorch CPU, 2 threads | ratio | goal |\n|---|---:|---:|---:|---|"
+    );
+    for b in [64, 128] {
+        let (Some(&ours), Some(&theirs)) = (o.get(&b), t.get(&b)) else {
+            bail!("missing timing for batch {b}")
+        };
+        let r = ours / theirs;
+        let verdict = if r >= 0.5 { "within 2× met" } else { "MISSED" };
+        println!("| {b} | {ours:.0} | {theirs:.0} | {r:.2}× | {verdict} |");
     }
     Ok(())
 }
