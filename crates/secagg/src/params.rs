@@ -82,6 +82,10 @@ pub struct Params {
 /// Longest vector accepted.
 pub const MAX_DIMENSION: u32 = 1 << 26;
 
+/// Most clients in one session (the parameter finder's range). Parameters arrive from the
+/// server, so a client must not let them size its allocations without a bound.
+pub const MAX_CLIENTS: u32 = 1_000_000;
+
 impl Params {
     /// Checks the parameters are usable.
     ///
@@ -89,8 +93,11 @@ impl Params {
     ///
     /// [`Error::InvalidParameter`] naming the first bad value.
     pub fn validate(&self) -> Result<()> {
-        if self.num_clients < 2 {
-            return Err(Error::param("num_clients", "at least 2"));
+        if !(2..=MAX_CLIENTS).contains(&self.num_clients) {
+            return Err(Error::param(
+                "num_clients",
+                format!("{} not in 2..={MAX_CLIENTS}", self.num_clients),
+            ));
         }
         if self.dimension == 0 || self.dimension > MAX_DIMENSION {
             return Err(Error::param(
@@ -436,6 +443,10 @@ mod tests {
         assert!(p.validate().is_ok());
         p.ring_bits = 65;
         assert!(p.validate().is_err());
+        // A server cannot make a client allocate for billions of peers.
+        let mut huge = params(10, Graph::Harary { degree: 4, seed: [0; 32] });
+        huge.num_clients = u32::MAX;
+        assert!(huge.validate().is_err());
     }
 
     #[test]

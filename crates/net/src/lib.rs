@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod coordinator;
+mod error;
+pub mod frame;
+pub mod messages;
+pub mod participant;
+pub mod report;
+pub mod simulation;
+
+pub use config::{AggregatorKind, DpSetting, FederationConfig, PrivacyMode};
+pub use coordinator::{Advance, Coordinator, RoundSummary};
+pub use error::{Error, Result};
+pub use participant::Participant;
+pub use simulation::{SimulationConfig, SimulationReport, simulate};
