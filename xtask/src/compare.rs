@@ -24,7 +24,8 @@ pub(crate) fn compare(root: &Path, what: Option<&str>) -> Result<()> {
         Some("agg") => agg(root),
         Some("dp") => dp(root),
         Some("train") => train(root),
-        _ => bail!("usage: cargo xtask bench-compare <agg | dp | train>"),
+        Some("he") => he(root),
+        _ => bail!("usage: cargo xtask bench-compare <agg | dp | train | he>"),
     }
 }
 
@@ -160,6 +161,107 @@ fn train(root: &Path) -> Result<()> {
         let verdict = if r >= 0.5 { "within 2× met" } else { "MISSED" };
         println!("| {b} | {ours:.0} | {theirs:.0} | {r:.2}× | {verdict} |");
     }
+    Ok(())
+}
+
+/// fl-he's Paillier against python-paillier with gmpy2 (`../shared/anchors/bench_phe.py`),
+/// 2048-bit keys. Goals (2 cores): encrypt ≥ 5×, decrypt ≥ 1.5× per operation; a 10,000-float
+/// vector encrypted (packed) in ≤ 1 s; 100 such vectors summed and decrypted in ≤ 1 s.
+fn he(root: &Path) -> Result<()> {
+    let python = anchor_python(root)?;
+    let py = python.to_string_lossy().into_owned();
+    if !Command::new(&py).args(["-c", "import phe, gmpy2"]).status().is_ok_and(|s| s.success()) {
+        run(root, "anchor packages", &py, &["-m", "pip", "install", "-q", "phe", "gmpy2"], &[])?;
+    }
+    let script = root.join("../shared/anchors/bench_phe.py");
+    let phe = Command::new(&py)
+        .arg(&script)
+        .args(["--bits", "2048", "--reps", "3", "--batch", "10", "--vec", "1000", "--nvec", "10"])
+        .args(["--keygen-runs", "3"])
+        .current_dir(root)
+        .output()
+        .context("running python-paillier")?;
+    if !phe.status.success() {
+        bail!("python-paillier bench failed: {}", String::from_utf8_lossy(&phe.stderr));
+    }
+    let phe_text = String::from_utf8_lossy(&phe.stdout).into_owned();
+    // "encrypt_int   0.008005 cpu-s/op   124.93 ops/s ..."
+    let theirs = |op: &str| -> Result<f64> {
+        phe_text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(op))
+            .and_then(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let at = words.iter().position(|w| *w == "ops/s")?;
+                words.get(at.checked_sub(1)?)?.parse().ok()
+            })
+            .with_context(|| format!("python-paillier printed no rate for {op}"))
+    };
+    // "vector len 1000: encrypt 7.99 cpu-s ..." scaled to 10,000 values.
+    let phe_vec_encrypt_s = phe_text
+        .lines()
+        .find(|l| l.starts_with("vector len"))
+        .and_then(|l| l.split("encrypt ").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
+        .context("python-paillier printed no vector timing")?
+        * 10.0;
+    let ours = Command::new("cargo")
+        .args(["run", "--release", "--quiet", "-p", "fl-benches", "--bin", "he_timing"])
+        .current_dir(root)
+        .output()
+        .context("running he_timing")?;
+    if !ours.status.success() {
+        bail!("he_timing failed: {}", String::from_utf8_lossy(&ours.stderr));
+    }
+    let ours_text = String::from_utf8_lossy(&ours.stdout).into_owned();
+    let field = |op: &str, key: &str| -> Result<f64> {
+        ours_text
+            .lines()
+            .find(|l| l.contains(&format!("\"op\": \"{op}\"")))
+            .and_then(|l| l.split(&format!("\"{key}\": ")).nth(1)?.split([',', '}']).next())
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("he_timing printed no {key} for {op}"))
+    };
+    println!(
+        "\n| operation (2048-bit) | fl-he, 2 cores (/s) | fl-he, 1 thread (/s) | phe+gmpy2 (/s) | ratio (2 cores) | goal |\n|---|---:|---:|---:|---:|---|"
+    );
+    for (ours_op, phe_op, goal) in [
+        ("encrypt_obfuscator", "encrypt_int", Some(5.0)),
+        ("encrypt_crt", "encrypt_int", None),
+        ("encrypt_public", "encrypt_int", None),
+        ("decrypt", "decrypt_int", Some(1.5)),
+        ("add", "add_ct_ct", None),
+        ("mul_int_scalar", "mul_ct_int_scalar", None),
+    ] {
+        let (two, one, t) = (
+            field(ours_op, "ops_per_s_2cores")?,
+            field(ours_op, "ops_per_s_1thread")?,
+            theirs(phe_op)?,
+        );
+        let r = two / t;
+        let verdict = match goal {
+            Some(g) if r >= g => format!("≥ {g}× met"),
+            Some(g) => format!("≥ {g}× MISSED"),
+            None => String::new(),
+        };
+        println!("| {ours_op} | {two:.0} | {one:.0} | {t:.0} | {r:.2}× | {verdict} |");
+    }
+    let packed = field("vector_10k", "encrypt_packed_obfuscator_s")?;
+    let packed_public = field("vector_10k", "encrypt_packed_public_s")?;
+    let sum = field("sum_100_packed_10k", "total_s")?;
+    println!("\n| task | fl-he | phe+gmpy2 | goal |\n|---|---:|---:|---|");
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "| 10,000 floats encrypted, packed (obfuscator) | {packed:.3} s | {phe_vec_encrypt_s:.1} s (element-wise, from 1,000) | ≤ 1 s {} |",
+        met(packed <= 1.0)
+    );
+    println!(
+        "| 10,000 floats encrypted, packed (public key only) | {packed_public:.3} s | | ≤ 1 s {} |",
+        met(packed_public <= 1.0)
+    );
+    println!(
+        "| 100 packed 10,000-float vectors summed + decrypted | {sum:.3} s | | ≤ 1 s {} |",
+        met(sum <= 1.0)
+    );
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 //! - `fuzz [SECONDS]` — every fuzz target for SECONDS each (default 10), on the stable toolchain.
 //! - `bench-compare agg` — fl-agg and Flower's own aggregation functions on the same shapes in one
 //!   run, with the memory-bandwidth floor; prints ratios against the goals.
+//! - `bench-compare dp | train | he` — fl-dp against dp-accounting, fl-train against PyTorch,
+//!   fl-he against python-paillier with gmpy2; each in one run, as ratios.
 
 #![allow(
     clippy::print_stdout,
@@ -31,7 +33,7 @@ fn main() -> Result<()> {
             fuzz(&root, secs)
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci | fuzz [SECONDS] | bench-compare agg>");
+            eprintln!("usage: cargo xtask <ci | fuzz [SECONDS] | bench-compare agg|dp|train|he>");
             bail!("unknown or missing command")
         }
     }
