@@ -1,0 +1,34 @@
+//! Tier-1 extraction and tier-2 features on real WLP protocols: `cargo bench -p fl-tiers`.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fl_tiers::brat;
+use fl_tiers::features::features;
+use fl_tiers::spec::{extract_with, shipped_tagger};
+
+fn bench(c: &mut Criterion) {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/protocols/wlp/test");
+    let Ok(docs) = brat::read_dir(&dir) else {
+        return; // the corpus lives beside the repository; nothing to measure without it
+    };
+    let Ok(tagger) = shipped_tagger() else { return };
+    let mut g = c.benchmark_group("tier1");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(docs.len() as u64));
+    g.bench_function("extract_wlp_test_123_protocols", |b| {
+        b.iter(|| {
+            docs.iter().map(|d| extract_with(tagger, black_box(&d.text)).summary.steps).sum::<u32>()
+        });
+    });
+    let specs: Vec<_> = docs.iter().map(|d| extract_with(tagger, &d.text)).collect();
+    g.bench_function("features_123_specs", |b| {
+        b.iter(|| specs.iter().map(|s| features(black_box(s)).values[0]).sum::<f32>());
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod brat;
+mod error;
+pub mod features;
+pub mod inspect;
+pub mod policy;
+pub mod spec;
+pub mod tagger;
+pub mod tokenize;
+pub mod units;
+
+pub use error::{Error, Result};
+pub use tagger::Tagger;

@@ -1,0 +1,413 @@
+//! Tier 1: the `ProtocolSpec`, a structured summary of a protocol extracted locally. It holds
+//! normalized values and short entity names, never sentences: the title is only hashed, names
+//! are cut to five words and sorted within a step, so no run of six input words survives.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::brat::Entity;
+use crate::units::{self, Quantity, Range};
+use crate::{Error, Result, Tagger};
+
+/// The `ProtocolSpec` schema version this build writes and reads.
+pub const SPEC_VERSION: u32 = 1;
+
+/// Longest entity name kept, in words.
+const MAX_NAME_WORDS: usize = 5;
+
+/// One step (one line of the protocol after the title).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Actions in order, lowercase (e.g. `add`, `centrifuge`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// Reagent names, lowercase, at most five words, sorted, unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reagents: Vec<String>,
+    /// Amounts (volumes in L, masses in g, moles, enzyme units, counts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amounts: Vec<Quantity>,
+    /// Concentrations (mol/L, g/L, %, N, fold, U/L).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concentrations: Vec<Quantity>,
+    /// Temperatures in °C.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temperatures_c: Vec<Range>,
+    /// Durations in seconds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub durations_s: Vec<Range>,
+    /// Speeds (rpm or × g).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speeds: Vec<Quantity>,
+    /// Devices, lowercase, at most five words, sorted, unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// pH values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ph: Vec<Range>,
+}
+
+/// Counts over the whole protocol.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// Steps (non-empty lines after the title).
+    pub steps: u32,
+    /// Action mentions.
+    pub actions: u32,
+    /// Distinct actions.
+    pub distinct_actions: u32,
+    /// Reagent mentions.
+    pub reagents: u32,
+    /// Distinct reagents.
+    pub distinct_reagents: u32,
+    /// Amounts.
+    pub amounts: u32,
+    /// Concentrations.
+    pub concentrations: u32,
+    /// Temperatures.
+    pub temperatures: u32,
+    /// Durations.
+    pub durations: u32,
+    /// Speeds.
+    pub speeds: u32,
+    /// Device mentions.
+    pub devices: u32,
+    /// pH values.
+    pub ph: u32,
+    /// Locations (containers, wells …) mentioned; names are not kept.
+    pub locations: u32,
+    /// Sum of the lower ends of all durations, in seconds.
+    pub total_duration_s: f64,
+    /// Numeric entities whose value could not be normalized (dropped from the steps).
+    pub unparsed: u32,
+}
+
+/// The tier-1 artifact: what a partner sends instead of a protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolSpec {
+    /// Always [`SPEC_VERSION`].
+    pub version: u32,
+    /// SHA-256 of the title line (hex), so duplicates can be matched without the title.
+    pub title_sha256: String,
+    /// The steps in order.
+    pub steps: Vec<Step>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+impl ProtocolSpec {
+    /// Parses and validates a spec from JSON (untrusted input: unknown fields, other versions,
+    /// non-finite or inverted ranges and over-long names are refused).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArtifact`].
+    pub fn from_json(text: &str) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidArtifact { kind: "ProtocolSpec", reason };
+        let spec: Self = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        spec.validate().map_err(bad)?;
+        Ok(spec)
+    }
+
+    /// Checks the invariants extraction guarantees.
+    ///
+    /// # Errors
+    ///
+    /// The first violated invariant.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.version != SPEC_VERSION {
+            return Err(format!("version {}, expected {SPEC_VERSION}", self.version));
+        }
+        if self.title_sha256.len() != 64
+            || !self.title_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err("title_sha256 is not 64 hex digits".into());
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            let names = s.actions.iter().chain(&s.reagents).chain(&s.devices);
+            if let Some(n) = names
+                .clone()
+                .find(|n| n.split_whitespace().count() > MAX_NAME_WORDS || n.len() > 80)
+            {
+                return Err(format!("step {i}: name {n:?} is longer than {MAX_NAME_WORDS} words"));
+            }
+            let ranges = s
+                .amounts
+                .iter()
+                .chain(&s.concentrations)
+                .chain(&s.speeds)
+                .map(|q| q.value)
+                .chain(s.temperatures_c.iter().copied())
+                .chain(s.durations_s.iter().copied())
+                .chain(s.ph.iter().copied());
+            for r in ranges {
+                if !r.is_valid() {
+                    return Err(format!(
+                        "step {i}: range {}..{} is not finite and ordered",
+                        r.min, r.max
+                    ));
+                }
+            }
+        }
+        if !self.summary.total_duration_s.is_finite() {
+            return Err("total_duration_s is not finite".into());
+        }
+        Ok(())
+    }
+
+    /// The JSON Schema of this format (draft 2020-12, generated from the types).
+    #[must_use]
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(ProtocolSpec)).unwrap_or_default()
+    }
+
+    /// Pretty JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArtifact`] if serialization fails (it cannot for a validated spec).
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self)
+            .map_err(|e| Error::InvalidArtifact { kind: "ProtocolSpec", reason: e.to_string() })
+    }
+}
+
+fn name(text: &str) -> String {
+    crate::tagger::normalize(text)
+        .split(|c: char| c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .take(MAX_NAME_WORDS)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_owned()
+}
+
+/// The tagger shipped with the crate, trained on the WLP `train` split only
+/// (`model/wlp-tagger.bin.gz`, rebuilt by the `wlp_train` example).
+///
+/// # Errors
+///
+/// [`Error::Model`] if the embedded model does not decode (a build defect).
+pub fn shipped_tagger() -> Result<&'static Tagger> {
+    static TAGGER: OnceLock<std::result::Result<Tagger, String>> = OnceLock::new();
+    TAGGER
+        .get_or_init(|| {
+            Tagger::read(&include_bytes!("../model/wlp-tagger.bin.gz")[..])
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Model(e.clone()))
+}
+
+/// Words as the no-sentence guarantee counts them: maximal alphanumeric runs, lowercase.
+fn words(text: &str) -> Vec<String> {
+    crate::tagger::normalize(text)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Makes sure a list of names, read one after the other as they appear in the JSON, never
+/// repeats six consecutive words of the input: a name that would complete such a run is cut
+/// short (or dropped).
+struct SixWordGuard {
+    grams: std::collections::HashSet<Vec<String>>,
+}
+
+impl SixWordGuard {
+    fn new(text: &str) -> Self {
+        Self { grams: words(text).windows(6).map(<[String]>::to_vec).collect() }
+    }
+
+    fn leaks(&self, run: &[String]) -> bool {
+        run.windows(6).any(|w| self.grams.contains(w))
+    }
+
+    fn scrub(&self, names: &mut Vec<String>) {
+        let mut run: Vec<String> = Vec::new();
+        names.retain_mut(|name| {
+            let mut kept = name.split(' ').map(str::to_owned).collect::<Vec<_>>();
+            loop {
+                let mut candidate = run.clone();
+                candidate.extend(kept.iter().flat_map(|w| words(w)));
+                if !self.leaks(&candidate) {
+                    run = candidate;
+                    break;
+                }
+                kept.pop();
+            }
+            *name = kept.join(" ");
+            !name.is_empty()
+        });
+    }
+}
+
+/// Builds the spec of `text` (first line = title, then one step per non-empty line) from
+/// entities found by a tagger.
+#[must_use]
+pub fn spec_from_entities(text: &str, entities: &[Entity]) -> ProtocolSpec {
+    let chars: Vec<char> = text.chars().collect();
+    // Line index of every character; steps are the non-empty lines after the first.
+    let mut line_of = Vec::with_capacity(chars.len());
+    let mut line = 0usize;
+    for &c in &chars {
+        line_of.push(line);
+        if c == '\n' {
+            line += 1;
+        }
+    }
+    let lines: Vec<&str> = text.split('\n').collect();
+    let title = lines.first().copied().unwrap_or_default().trim();
+    let mut step_of_line = vec![None; lines.len()];
+    let mut steps = Vec::new();
+    for (i, l) in lines.iter().enumerate().skip(1) {
+        if !l.trim().is_empty() {
+            step_of_line[i] = Some(steps.len());
+            steps.push(Step::default());
+        }
+    }
+    let mut summary = Summary::default();
+    for e in entities {
+        let Some(&l) = line_of.get(e.start) else { continue };
+        let Some(step) = step_of_line.get(l).copied().flatten().and_then(|s| steps.get_mut(s))
+        else {
+            continue; // the title is never extracted
+        };
+        let surface: String = chars[e.start..e.end.min(chars.len())].iter().collect();
+        let mut parsed = true;
+        match e.kind.as_str() {
+            "Action" => step.actions.push(name(&surface)),
+            "Reagent" => step.reagents.push(name(&surface)),
+            "Device" => step.devices.push(name(&surface)),
+            "Location" => summary.locations += 1,
+            "Amount" => {
+                parsed = units::parse_amount(&surface).map(|q| step.amounts.push(q)).is_some()
+            }
+            "Concentration" => {
+                parsed = units::parse_concentration(&surface)
+                    .map(|q| step.concentrations.push(q))
+                    .is_some();
+            }
+            "Temperature" => {
+                parsed = units::parse_temperature(&surface)
+                    .map(|r| step.temperatures_c.push(r))
+                    .is_some()
+            }
+            "Time" => {
+                parsed = units::parse_duration(&surface).map(|r| step.durations_s.push(r)).is_some()
+            }
+            "Speed" => parsed = units::parse_speed(&surface).map(|q| step.speeds.push(q)).is_some(),
+            "pH" => parsed = units::parse_ph(&surface).map(|r| step.ph.push(r)).is_some(),
+            _ => {}
+        }
+        if !parsed {
+            summary.unparsed += 1;
+        }
+    }
+    let guard = SixWordGuard::new(text);
+    for st in &mut steps {
+        for list in [&mut st.actions, &mut st.reagents, &mut st.devices] {
+            guard.scrub(list);
+        }
+    }
+    let mut all_actions = std::collections::BTreeSet::new();
+    let mut all_reagents = std::collections::BTreeSet::new();
+    for s in &mut steps {
+        s.actions.retain(|a| !a.is_empty());
+        s.actions.dedup();
+        for v in [&mut s.reagents, &mut s.devices] {
+            v.retain(|n| !n.is_empty());
+            v.sort();
+            v.dedup();
+        }
+        summary.actions += u32::try_from(s.actions.len()).unwrap_or(u32::MAX);
+        summary.reagents += u32::try_from(s.reagents.len()).unwrap_or(u32::MAX);
+        summary.amounts += u32::try_from(s.amounts.len()).unwrap_or(u32::MAX);
+        summary.concentrations += u32::try_from(s.concentrations.len()).unwrap_or(u32::MAX);
+        summary.temperatures += u32::try_from(s.temperatures_c.len()).unwrap_or(u32::MAX);
+        summary.durations += u32::try_from(s.durations_s.len()).unwrap_or(u32::MAX);
+        summary.speeds += u32::try_from(s.speeds.len()).unwrap_or(u32::MAX);
+        summary.devices += u32::try_from(s.devices.len()).unwrap_or(u32::MAX);
+        summary.ph += u32::try_from(s.ph.len()).unwrap_or(u32::MAX);
+        summary.total_duration_s += s.durations_s.iter().map(|r| r.min).sum::<f64>();
+        all_actions.extend(s.actions.iter().cloned());
+        all_reagents.extend(s.reagents.iter().cloned());
+    }
+    summary.steps = u32::try_from(steps.len()).unwrap_or(u32::MAX);
+    summary.distinct_actions = u32::try_from(all_actions.len()).unwrap_or(u32::MAX);
+    summary.distinct_reagents = u32::try_from(all_reagents.len()).unwrap_or(u32::MAX);
+    let title_sha256 =
+        Sha256::digest(title.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    ProtocolSpec { version: SPEC_VERSION, title_sha256, steps, summary }
+}
+
+/// Extracts the spec of one protocol with `tagger` (locally; nothing leaves the process).
+#[must_use]
+pub fn extract_with(tagger: &Tagger, text: &str) -> ProtocolSpec {
+    spec_from_entities(text, &tagger.tag(text))
+}
+
+/// Extracts the spec of one protocol with the shipped tagger.
+///
+/// # Errors
+///
+/// [`Error::Model`] if the shipped model is broken.
+pub fn extract(text: &str) -> Result<ProtocolSpec> {
+    Ok(extract_with(shipped_tagger()?, text))
+}
+
+/// What [`extract_dir`] did.
+#[derive(Clone, Debug, Default)]
+pub struct ExtractReport {
+    /// Specs written.
+    pub written: usize,
+    /// Total input characters.
+    pub chars: usize,
+    /// Seconds spent extracting (excluding file I/O).
+    pub seconds: f64,
+}
+
+/// Extracts every `*.txt` in `corpus` into `output/<stem>.spec.json` (in parallel). Files are
+/// written to a temporary name and renamed, so an interrupted run leaves no partial spec.
+///
+/// # Errors
+///
+/// [`Error::Io`] for unreadable input or unwritable output; [`Error::Model`].
+pub fn extract_dir(corpus: &Path, output: &Path) -> Result<ExtractReport> {
+    use rayon::prelude::*;
+    let tagger = shipped_tagger()?;
+    let files = crate::brat::text_files(corpus)?;
+    std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok((stem, text))
+        })
+        .collect::<Result<_>>()?;
+    let t = std::time::Instant::now();
+    let specs: Vec<ProtocolSpec> =
+        texts.par_iter().map(|(_, text)| extract_with(tagger, text)).collect();
+    let seconds = t.elapsed().as_secs_f64();
+    for ((stem, _), spec) in texts.iter().zip(&specs) {
+        let path = output.join(format!("{stem}.spec.json"));
+        let tmp = output.join(format!(".{stem}.spec.json.tmp"));
+        std::fs::write(&tmp, spec.to_json()?).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(ExtractReport {
+        written: specs.len(),
+        chars: texts.iter().map(|(_, t)| t.len()).sum(),
+        seconds,
+    })
+}

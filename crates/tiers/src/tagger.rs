@@ -1,0 +1,678 @@
+//! A BIO sequence tagger for protocol entities: a first-order structured perceptron with
+//! Viterbi decoding and averaged parameters (Collins, EMNLP 2002, "Discriminative training
+//! methods for hidden Markov models: theory and experiments with perceptron algorithms", §2
+//! and §3.4) over lexical, shape, context and previous-tag features. Each protocol line (step)
+//! is one sequence.
+//!
+//! Features are hashed with 64-bit FNV-1a (stable across platforms and compiler versions, so a
+//! shipped model means the same thing everywhere). Decoding never emits `I-X` except after
+//! `B-X`/`I-X`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::brat::{Document, Entity};
+use crate::tokenize::{Token, tokenize};
+use crate::{Error, Result};
+
+/// Model format version, bumped whenever features or layout change.
+const MODEL_VERSION: u32 = 2;
+
+/// 64-bit FNV-1a over a template id and its parts.
+fn fnv(template: u8, parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    eat(template);
+    for p in parts {
+        for &b in p.as_bytes() {
+            eat(b);
+        }
+        eat(0x1f);
+    }
+    h
+}
+
+/// Word shape with runs collapsed: `5.73` → `d.d`, `TCEP` → `X`, `Weigh` → `Xx`, `°` → `°`.
+fn shape(word: &str) -> String {
+    let mut out = String::new();
+    for c in word.chars() {
+        let s = if c.is_ascii_digit() {
+            'd'
+        } else if c.is_uppercase() {
+            'X'
+        } else if c.is_alphabetic() {
+            'x'
+        } else {
+            c
+        };
+        if !out.ends_with(s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn suffix(word: &str, n: usize) -> String {
+    let chars: Vec<char> = word.chars().collect();
+    chars[chars.len().saturating_sub(n)..].iter().collect()
+}
+
+fn prefix(word: &str, n: usize) -> String {
+    word.chars().take(n).collect()
+}
+
+/// Lowercase with look-alike characters folded (micro sign → Greek mu, ordinal/ring → degree).
+pub(crate) fn normalize(word: &str) -> String {
+    word.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            '\u{b5}' => 'μ',
+            'º' | '˚' => '°',
+            _ => c,
+        })
+        .collect()
+}
+
+/// Tag-independent features of every token.
+fn static_features(tokens: &[Token]) -> Vec<Vec<u64>> {
+    let lower: Vec<String> = tokens.iter().map(|t| normalize(&t.text)).collect();
+    let shapes: Vec<String> = tokens.iter().map(|t| shape(&t.text)).collect();
+    let word = |i: isize| -> &str {
+        usize::try_from(i).ok().and_then(|i| lower.get(i)).map_or("<pad>", String::as_str)
+    };
+    let shp = |i: isize| -> &str {
+        usize::try_from(i).ok().and_then(|i| shapes.get(i)).map_or("<pad>", String::as_str)
+    };
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut line_pos = 0usize;
+    for (i, tok) in tokens.iter().enumerate() {
+        if i > 0 && tokens[i - 1].line != tok.line {
+            line_pos = 0;
+        }
+        let j = isize::try_from(i).unwrap_or(isize::MAX);
+        let w = word(j);
+        let pos = line_pos.min(3).to_string();
+        let title = if tok.line == 0 { "title" } else { "body" };
+        let mut f = vec![
+            fnv(0, &[]),
+            fnv(1, &[w]),
+            fnv(2, &[word(j - 1)]),
+            fnv(3, &[word(j + 1)]),
+            fnv(4, &[word(j - 2)]),
+            fnv(5, &[word(j + 2)]),
+            fnv(6, &[shp(j)]),
+            fnv(7, &[shp(j - 1)]),
+            fnv(8, &[shp(j + 1)]),
+            fnv(9, &[&suffix(w, 3)]),
+            fnv(10, &[&suffix(w, 2)]),
+            fnv(11, &[&prefix(w, 3)]),
+            fnv(12, &[word(j - 1), w]),
+            fnv(13, &[w, word(j + 1)]),
+            fnv(14, &[&pos]),
+            fnv(15, &[title]),
+            fnv(16, &[&pos, w]),
+            fnv(17, &[word(j + 1), word(j + 2)]),
+            fnv(18, &[shp(j), word(j + 1)]),
+            fnv(19, &[word(j - 1), shp(j)]),
+            fnv(20, &[&suffix(word(j + 1), 3)]),
+            fnv(21, &[shp(j - 1), shp(j), shp(j + 1)]),
+            fnv(22, &[word(j - 2), word(j - 1)]),
+            fnv(23, &[&suffix(w, 4)]),
+            fnv(26, &[shp(j + 2)]),
+            fnv(27, &[shp(j - 2)]),
+            fnv(28, &[shp(j + 1), shp(j + 2)]),
+            fnv(29, &[shp(j - 2), shp(j - 1)]),
+        ];
+        if tok.text.chars().any(|c| c.is_ascii_digit()) {
+            // Numbers: what surrounds them decides Amount vs Concentration vs Time …
+            f.push(fnv(24, &[word(j + 1), word(j + 2), word(j + 3)]));
+            f.push(fnv(25, &[word(j - 1), word(j + 1)]));
+        }
+        out.push(f);
+        line_pos += 1;
+    }
+    out
+}
+
+/// Features that depend on the previous tag (first order, so Viterbi is exact).
+fn tag_features(prev: usize, word_hash: u64) -> [u64; 2] {
+    let p = prev.to_string();
+    [fnv(30, &[&p]), fnv(32, &[&p]) ^ word_hash.rotate_left(17)]
+}
+
+/// Read access to weights, dense while training and sparse once trained.
+trait Weights {
+    /// Adds feature `f`'s weight vector to `out`.
+    fn add_to(&self, f: u64, out: &mut [f32]);
+}
+
+/// The highest-scoring allowed tag sequence of one segment (a line), starting after `O`.
+fn viterbi(stat: &[Vec<u64>], words: &[u64], n: usize, w: &impl Weights) -> Vec<usize> {
+    let len = stat.len();
+    if len == 0 {
+        return Vec::new();
+    }
+    let mut back = vec![0usize; len * n];
+    let mut prev_score = vec![f32::NEG_INFINITY; n];
+    let mut cur = vec![f32::NEG_INFINITY; n];
+    let mut base = vec![0.0f32; n];
+    let mut dynamic = vec![0.0f32; n];
+    let (first, all) = ([0usize], (0..n).collect::<Vec<usize>>());
+    for i in 0..len {
+        base.fill(0.0);
+        for &f in &stat[i] {
+            w.add_to(f, &mut base);
+        }
+        cur.fill(f32::NEG_INFINITY);
+        let prevs: &[usize] = if i == 0 { &first } else { &all };
+        for &p in prevs {
+            let ps = if i == 0 { 0.0 } else { prev_score[p] };
+            if ps == f32::NEG_INFINITY {
+                continue;
+            }
+            dynamic.copy_from_slice(&base);
+            for f in tag_features(p, words[i]) {
+                w.add_to(f, &mut dynamic);
+            }
+            for t in 0..n {
+                if allowed(t, p) {
+                    let s = ps + dynamic[t];
+                    if s > cur[t] {
+                        cur[t] = s;
+                        back[i * n + t] = p;
+                    }
+                }
+            }
+        }
+        std::mem::swap(&mut prev_score, &mut cur);
+    }
+    let mut t = (0..n).fold(0, |b, t| if prev_score[t] > prev_score[b] { t } else { b });
+    let mut out = vec![0; len];
+    for i in (0..len).rev() {
+        out[i] = t;
+        t = back[i * n + t];
+    }
+    out
+}
+
+/// `[start, end)` token ranges of each line.
+fn segments(tokens: &[Token]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=tokens.len() {
+        if i == tokens.len() || tokens[i].line != tokens[i - 1].line {
+            out.push((start, i));
+            start = i;
+        }
+    }
+    out
+}
+
+/// BIO tag set over entity types: 0 = O, 2k+1 = B-kind k, 2k+2 = I-kind k.
+fn n_tags(kinds: usize) -> usize {
+    2 * kinds + 1
+}
+
+fn allowed(tag: usize, prev: usize) -> bool {
+    // I-k (even, ≥ 2) only after B-k (tag − 1) or I-k (tag).
+    tag == 0 || tag % 2 == 1 || prev == tag || prev + 1 == tag
+}
+
+/// Gold BIO tags of `tokens` from `entities` (tokens inside a span; the first is B).
+fn gold_tags(tokens: &[Token], entities: &[Entity], kinds: &[String]) -> Vec<usize> {
+    let mut tags = vec![0; tokens.len()];
+    for e in entities {
+        let Some(k) = kinds.iter().position(|x| *x == e.kind) else { continue };
+        let mut first = true;
+        for (t, tok) in tags.iter_mut().zip(tokens) {
+            if tok.start >= e.start && tok.end <= e.end {
+                *t = if first { 2 * k + 1 } else { 2 * k + 2 };
+                first = false;
+            }
+        }
+    }
+    tags
+}
+
+/// Turns BIO tags back into character spans.
+fn spans(tokens: &[Token], tags: &[usize], kinds: &[String]) -> Vec<Entity> {
+    let mut out = Vec::new();
+    let mut open: Option<(usize, usize, usize)> = None; // (kind, start, end)
+    for (tok, &tag) in tokens.iter().zip(tags) {
+        let continues = tag != 0 && tag % 2 == 0 && open.is_some_and(|(k, _, _)| 2 * k + 2 == tag);
+        if continues {
+            if let Some(o) = open.as_mut() {
+                o.2 = tok.end;
+            }
+            continue;
+        }
+        if let Some((k, s, e)) = open.take() {
+            out.push(Entity { start: s, end: e, kind: kinds[k].clone() });
+        }
+        if tag != 0 {
+            open = Some(((tag - 1) / 2, tok.start, tok.end));
+        }
+    }
+    if let Some((k, s, e)) = open {
+        out.push(Entity { start: s, end: e, kind: kinds[k].clone() });
+    }
+    out
+}
+
+/// Training options.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainOptions {
+    /// Passes over the training documents.
+    pub epochs: usize,
+    /// Seed of the document shuffle (training is deterministic given the seed).
+    pub seed: u64,
+    /// Averaged weights with magnitude below this are dropped from the model.
+    pub prune_below: f32,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self { epochs: 10, seed: 7, prune_below: 1e-3 }
+    }
+}
+
+/// A trained tagger.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Tagger {
+    version: u32,
+    kinds: Vec<String>,
+    /// Feature hash → sparse (tag, weight) pairs.
+    weights: HashMap<u64, Vec<(u8, f32)>>,
+}
+
+struct Trainer {
+    n: usize,
+    weights: HashMap<u64, Vec<f32>>,
+    totals: HashMap<u64, Vec<f32>>,
+    stamps: HashMap<u64, Vec<u32>>,
+    step: u32,
+}
+
+impl Weights for HashMap<u64, Vec<f32>> {
+    fn add_to(&self, f: u64, out: &mut [f32]) {
+        if let Some(w) = self.get(&f) {
+            for (o, x) in out.iter_mut().zip(w) {
+                *o += x;
+            }
+        }
+    }
+}
+
+impl Weights for HashMap<u64, Vec<(u8, f32)>> {
+    fn add_to(&self, f: u64, out: &mut [f32]) {
+        if let Some(w) = self.get(&f) {
+            for &(t, x) in w {
+                if let Some(o) = out.get_mut(usize::from(t)) {
+                    *o += x;
+                }
+            }
+        }
+    }
+}
+
+impl Trainer {
+    fn update(&mut self, feats: &[u64], tag: usize, delta: f32) {
+        let n = self.n;
+        for &f in feats {
+            let w = self.weights.entry(f).or_insert_with(|| vec![0.0; n]);
+            let t = self.totals.entry(f).or_insert_with(|| vec![0.0; n]);
+            let s = self.stamps.entry(f).or_insert_with(|| vec![0; n]);
+            #[allow(clippy::cast_precision_loss, reason = "step counts below 2^24")]
+            let elapsed = (self.step - s[tag]) as f32;
+            t[tag] += elapsed * w[tag];
+            s[tag] = self.step;
+            w[tag] += delta;
+        }
+    }
+
+    fn finish(mut self, kinds: Vec<String>, prune_below: f32) -> Tagger {
+        let mut weights = HashMap::with_capacity(self.weights.len());
+        #[allow(clippy::cast_precision_loss, reason = "step counts below 2^24")]
+        let steps = self.step.max(1) as f32;
+        for (f, w) in self.weights.drain() {
+            let t = &self.totals[&f];
+            let s = &self.stamps[&f];
+            let mut sparse = Vec::new();
+            for tag in 0..self.n {
+                #[allow(clippy::cast_precision_loss, reason = "step counts below 2^24")]
+                let total = t[tag] + (self.step - s[tag]) as f32 * w[tag];
+                let avg = total / steps;
+                if avg.abs() >= prune_below {
+                    #[allow(clippy::cast_possible_truncation, reason = "at most 255 tags")]
+                    sparse.push((tag as u8, avg));
+                }
+            }
+            if !sparse.is_empty() {
+                weights.insert(f, sparse);
+            }
+        }
+        Tagger { version: MODEL_VERSION, kinds, weights }
+    }
+}
+
+impl Tagger {
+    /// Trains on gold-annotated documents. Entity types are those seen in `docs`, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] for no documents, no entities, zero epochs or more than 127
+    /// entity types.
+    pub fn train(docs: &[Document], options: TrainOptions) -> Result<Self> {
+        let mut kinds: Vec<String> =
+            docs.iter().flat_map(|d| &d.entities).map(|e| e.kind.clone()).collect();
+        kinds.sort();
+        kinds.dedup();
+        if kinds.is_empty() || options.epochs == 0 {
+            return Err(Error::param("training set", "needs annotated documents and ≥ 1 epoch"));
+        }
+        if n_tags(kinds.len()) > 255 {
+            return Err(Error::param("training set", "more than 127 entity types"));
+        }
+        let n = n_tags(kinds.len());
+        type Prepared = (Vec<Vec<u64>>, Vec<u64>, Vec<usize>, Vec<(usize, usize)>);
+        let prepared: Vec<Prepared> = docs
+            .iter()
+            .map(|d| {
+                let tokens = tokenize(&d.text);
+                let words = tokens.iter().map(|t| fnv(1, &[&normalize(&t.text)])).collect();
+                let gold = gold_tags(&tokens, &d.entities, &kinds);
+                (static_features(&tokens), words, gold, segments(&tokens))
+            })
+            .collect();
+        let mut trainer = Trainer {
+            n,
+            weights: HashMap::new(),
+            totals: HashMap::new(),
+            stamps: HashMap::new(),
+            step: 0,
+        };
+        let mut order: Vec<usize> = (0..prepared.len()).collect();
+        let mut rng = ChaCha20Rng::seed_from_u64(options.seed);
+        for _ in 0..options.epochs {
+            order.shuffle(&mut rng);
+            for &d in &order {
+                let (stat, words, gold, segs) = &prepared[d];
+                for &(a, b) in segs {
+                    trainer.step += 1;
+                    let guess = viterbi(&stat[a..b], &words[a..b], n, &trainer.weights);
+                    for i in a..b {
+                        let (g, p) = (gold[i], guess[i - a]);
+                        let (gp, pp) =
+                            if i == a { (0, 0) } else { (gold[i - 1], guess[i - a - 1]) };
+                        if (g, gp) == (p, pp) {
+                            continue;
+                        }
+                        let gf = tag_features(gp, words[i]);
+                        let pf = tag_features(pp, words[i]);
+                        if g != p {
+                            trainer.update(&stat[i], g, 1.0);
+                            trainer.update(&stat[i], p, -1.0);
+                        }
+                        trainer.update(&gf, g, 1.0);
+                        trainer.update(&pf, p, -1.0);
+                    }
+                }
+            }
+        }
+        Ok(trainer.finish(kinds, options.prune_below))
+    }
+
+    /// The entity types this tagger predicts.
+    #[must_use]
+    pub fn kinds(&self) -> &[String] {
+        &self.kinds
+    }
+
+    /// Number of features with non-zero weights.
+    #[must_use]
+    pub fn num_features(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Predicted entities of `text`, sorted by position, with character offsets.
+    #[must_use]
+    pub fn tag(&self, text: &str) -> Vec<Entity> {
+        let tokens = tokenize(text);
+        let stat = static_features(&tokens);
+        let words: Vec<u64> = tokens.iter().map(|t| fnv(1, &[&normalize(&t.text)])).collect();
+        let n = n_tags(self.kinds.len());
+        let mut tags = Vec::with_capacity(tokens.len());
+        for (a, b) in segments(&tokens) {
+            tags.extend(viterbi(&stat[a..b], &words[a..b], n, &self.weights));
+        }
+        spans(&tokens, &tags, &self.kinds)
+    }
+
+    /// Writes the model: gzip-compressed postcard.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] when encoding or writing fails.
+    pub fn write(&self, out: impl Write) -> Result<()> {
+        let mut entries: Vec<(&u64, &Vec<(u8, f32)>)> = self.weights.iter().collect();
+        entries.sort_by_key(|(k, _)| **k);
+        let bytes = postcard::to_stdvec(&(self.version, &self.kinds, entries))
+            .map_err(|e| Error::Model(e.to_string()))?;
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::best());
+        gz.write_all(&bytes).map_err(|e| Error::Model(e.to_string()))?;
+        gz.finish().map_err(|e| Error::Model(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Reads a model written by [`Tagger::write`], refusing other versions, more than
+    /// `64 MiB` decompressed, and non-finite weights.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`].
+    pub fn read(input: impl Read) -> Result<Self> {
+        const LIMIT: u64 = 64 << 20;
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(input)
+            .take(LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Model(format!("not a gzip stream: {e}")))?;
+        if bytes.len() as u64 > LIMIT {
+            return Err(Error::Model("larger than 64 MiB decompressed".into()));
+        }
+        type Layout = (u32, Vec<String>, Vec<(u64, Vec<(u8, f32)>)>);
+        let (version, kinds, entries): Layout =
+            postcard::from_bytes(&bytes).map_err(|e| Error::Model(e.to_string()))?;
+        if version != MODEL_VERSION {
+            return Err(Error::Model(format!(
+                "version {version}, this build reads {MODEL_VERSION}"
+            )));
+        }
+        let n = n_tags(kinds.len());
+        if kinds.is_empty() || n > 255 {
+            return Err(Error::Model(format!("{} entity types", kinds.len())));
+        }
+        for (_, w) in &entries {
+            if w.iter().any(|&(t, x)| usize::from(t) >= n || !x.is_finite()) {
+                return Err(Error::Model("weight for an unknown tag or not finite".into()));
+            }
+        }
+        Ok(Self { version, kinds, weights: entries.into_iter().collect() })
+    }
+}
+
+/// Exact-match counts for one entity type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Gold entities.
+    pub gold: usize,
+    /// Predicted entities.
+    pub predicted: usize,
+    /// Predicted entities with exactly the gold span and type.
+    pub correct: usize,
+}
+
+impl Counts {
+    /// Precision (1 when nothing was predicted).
+    #[must_use]
+    #[allow(clippy::cast_precision_loss, reason = "entity counts far below 2^53")]
+    pub fn precision(&self) -> f64 {
+        if self.predicted == 0 { 1.0 } else { self.correct as f64 / self.predicted as f64 }
+    }
+
+    /// Recall (1 when there is no gold entity).
+    #[must_use]
+    #[allow(clippy::cast_precision_loss, reason = "entity counts far below 2^53")]
+    pub fn recall(&self) -> f64 {
+        if self.gold == 0 { 1.0 } else { self.correct as f64 / self.gold as f64 }
+    }
+
+    /// Harmonic mean of precision and recall (0 when both are 0).
+    #[must_use]
+    pub fn f1(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+    }
+
+    /// Adds another count.
+    pub fn add(&mut self, other: Self) {
+        self.gold += other.gold;
+        self.predicted += other.predicted;
+        self.correct += other.correct;
+    }
+}
+
+/// Per-type exact span-and-type match counts of `predicted` against `gold`.
+#[must_use]
+pub fn score(gold: &[Entity], predicted: &[Entity]) -> HashMap<String, Counts> {
+    let mut out: HashMap<String, Counts> = HashMap::new();
+    let gold_set: std::collections::HashSet<&Entity> = gold.iter().collect();
+    for g in gold {
+        out.entry(g.kind.clone()).or_default().gold += 1;
+    }
+    for p in predicted {
+        let c = out.entry(p.kind.clone()).or_default();
+        c.predicted += 1;
+        if gold_set.contains(p) {
+            c.correct += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str, ents: &[(usize, usize, &str)]) -> Document {
+        Document {
+            path: "x.txt".into(),
+            text: text.into(),
+            entities: ents
+                .iter()
+                .map(|&(start, end, k)| Entity { start, end, kind: k.into() })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn bio_round_trip_and_constraint() {
+        let kinds = vec!["Action".to_owned(), "Amount".to_owned()];
+        let d = doc("Title\nAdd 35 ml water", &[(6, 9, "Action"), (10, 15, "Amount")]);
+        let tokens = tokenize(&d.text);
+        let tags = gold_tags(&tokens, &d.entities, &kinds);
+        assert_eq!(spans(&tokens, &tags, &kinds), d.entities);
+        assert!(!allowed(4, 0) && allowed(4, 3) && allowed(4, 4) && !allowed(4, 2));
+    }
+
+    #[test]
+    fn learns_a_tiny_corpus_and_round_trips_through_bytes() {
+        let mut docs = Vec::new();
+        for (verb, n) in [("Add", "35"), ("Add", "10"), ("Pour", "5"), ("Add", "2")] {
+            let text = format!("T\n{verb} {n} ml water");
+            let a = 2 + verb.len();
+            docs.push(doc(&text, &[(2, a, "Action"), (a + 1, a + 1 + n.len() + 3, "Amount")]));
+        }
+        let t = Tagger::train(&docs, TrainOptions::default()).unwrap();
+        let got = t.tag("T\nAdd 70 ml water");
+        let want = vec![
+            Entity { start: 2, end: 5, kind: "Action".into() },
+            Entity { start: 6, end: 11, kind: "Amount".into() },
+        ];
+        assert_eq!(got, want);
+        let mut bytes = Vec::new();
+        t.write(&mut bytes).unwrap();
+        let back = Tagger::read(bytes.as_slice()).unwrap();
+        assert_eq!(back.tag("T\nAdd 70 ml water"), got);
+        assert!(Tagger::read(&b"not gzip"[..]).is_err());
+        assert!(Tagger::read(&bytes[..bytes.len() / 2]).is_err());
+    }
+}
+
+/// Entity types pooled into [`Evaluation::numeric_micro`].
+pub const NUMERIC_KINDS: [&str; 6] =
+    ["Amount", "Concentration", "Temperature", "Time", "Speed", "pH"];
+
+/// Per-type and pooled scores of a tagger on gold documents.
+#[derive(Clone, Debug, Default)]
+pub struct Evaluation {
+    /// Counts per entity type.
+    pub per_type: std::collections::BTreeMap<String, Counts>,
+    /// All types pooled.
+    pub micro: Counts,
+    /// [`NUMERIC_KINDS`] pooled.
+    pub numeric_micro: Counts,
+    /// Documents evaluated.
+    pub protocols: usize,
+}
+
+impl Evaluation {
+    /// Tags every document (in parallel) and scores exact span-and-type matches.
+    #[must_use]
+    pub fn run(tagger: &Tagger, docs: &[Document]) -> Self {
+        use rayon::prelude::*;
+        let per_doc: Vec<HashMap<String, Counts>> =
+            docs.par_iter().map(|d| score(&d.entities, &tagger.tag(&d.text))).collect();
+        let mut out = Self { protocols: docs.len(), ..Self::default() };
+        for m in per_doc {
+            for (k, c) in m {
+                out.micro.add(c);
+                if NUMERIC_KINDS.contains(&k.as_str()) {
+                    out.numeric_micro.add(c);
+                }
+                out.per_type.entry(k).or_default().add(c);
+            }
+        }
+        out
+    }
+
+    /// The JSON object `wlp_eval` prints: `{"per_type": {...}, "micro": {...},
+    /// "numeric_micro": {...}, "protocols": N}`, each score with precision, recall, f1, gold
+    /// and predicted.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        let one = |c: &Counts| {
+            serde_json::json!({
+                "precision": c.precision(), "recall": c.recall(), "f1": c.f1(),
+                "gold": c.gold, "predicted": c.predicted,
+            })
+        };
+        let per_type: serde_json::Map<String, serde_json::Value> =
+            self.per_type.iter().map(|(k, c)| (k.clone(), one(c))).collect();
+        serde_json::json!({
+            "per_type": per_type,
+            "micro": one(&self.micro),
+            "numeric_micro": one(&self.numeric_micro),
+            "protocols": self.protocols,
+        })
+    }
+}

@@ -1,0 +1,436 @@
+//! Normalizing the numeric entities of lab protocols: amounts and concentrations to SI-style
+//! units (L, g, mol, mol/L, g/L …), temperatures to °C, durations to seconds, speeds to rpm or
+//! × g, and pH, each as a `[min, max]` range (a single value has `min == max`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tokenize::tokenize;
+
+/// A closed range of values; `min == max` for a single value.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Range {
+    /// Lower end.
+    pub min: f64,
+    /// Upper end.
+    pub max: f64,
+}
+
+impl Range {
+    /// A single value.
+    #[must_use]
+    pub fn point(v: f64) -> Self {
+        Self { min: v, max: v }
+    }
+
+    fn scale(self, f: f64) -> Self {
+        Self { min: self.min * f, max: self.max * f }
+    }
+
+    /// The midpoint.
+    #[must_use]
+    pub fn mid(&self) -> f64 {
+        0.5 * (self.min + self.max)
+    }
+
+    pub(crate) fn is_valid(&self) -> bool {
+        self.min.is_finite() && self.max.is_finite() && self.min <= self.max
+    }
+}
+
+/// Normalized units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Unit {
+    /// Litres.
+    #[serde(rename = "L")]
+    Litre,
+    /// Grams.
+    #[serde(rename = "g")]
+    Gram,
+    /// Moles.
+    #[serde(rename = "mol")]
+    Mole,
+    /// Molar concentration, mol/L.
+    #[serde(rename = "mol/L")]
+    Molar,
+    /// Mass concentration, g/L.
+    #[serde(rename = "g/L")]
+    GramPerLitre,
+    /// Percent (w/v, v/v or unspecified).
+    #[serde(rename = "%")]
+    Percent,
+    /// Normality (equivalents per litre).
+    #[serde(rename = "N")]
+    Normal,
+    /// Fold (e.g. `10x` buffer, `1:100` dilutions are not converted).
+    #[serde(rename = "x")]
+    Fold,
+    /// Enzyme units.
+    #[serde(rename = "U")]
+    EnzymeUnit,
+    /// Enzyme units per litre.
+    #[serde(rename = "U/L")]
+    EnzymeUnitPerLitre,
+    /// Revolutions per minute.
+    #[serde(rename = "rpm")]
+    Rpm,
+    /// Relative centrifugal force, multiples of g.
+    #[serde(rename = "x g")]
+    TimesG,
+    /// A count (cells, drops, pieces …) or a number without a unit.
+    #[serde(rename = "count")]
+    Count,
+}
+
+/// A value with a normalized unit.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Quantity {
+    /// The value (range) in `unit`.
+    #[serde(flatten)]
+    pub value: Range,
+    /// The unit.
+    pub unit: Unit,
+}
+
+/// `(number range, unit text)` pairs found in an entity, in order. Qualifiers such as `~`,
+/// `approx.`, `≥` are skipped; ranges are `a-b`, `a–b`, `a to b`.
+fn pairs(text: &str) -> Vec<(Range, String)> {
+    let toks = tokenize(text);
+    let words: Vec<String> = toks.iter().map(|t| crate::tagger::normalize(&t.text)).collect();
+    let number = |w: &str| -> Option<f64> {
+        if w.starts_with(|c: char| c.is_ascii_digit()) {
+            // "13,000" is thirteen thousand; "1,5" (decimal comma) is read as 1.5.
+            let thousands = w.split(',').skip(1).all(|g| g.len() == 3);
+            let w = if thousands { w.replace(',', "") } else { w.replace(',', ".") };
+            w.parse().ok()
+        } else {
+            None
+        }
+    };
+    let mut out: Vec<(Range, String)> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let Some(mut v) = number(&words[i]) else {
+            i += 1;
+            continue;
+        };
+        i += 1;
+        // Fractions (1/2) and decimals split by a space-less dot are already joined.
+        if words.get(i).is_some_and(|w| w == "/")
+            && let Some(d) = words.get(i + 1).and_then(|w| number(w))
+            && d != 0.0
+            && words.get(i + 2).is_none_or(|w| number(w).is_none())
+            && !words.get(i + 2).is_some_and(|w| w.chars().all(char::is_alphabetic) && w.len() > 1)
+        {
+            v /= d;
+            i += 2;
+        }
+        let mut r = Range::point(v);
+        let dash = words.get(i).is_some_and(|w| matches!(w.as_str(), "-" | "–" | "—" | "to" | "~"));
+        if dash && let Some(hi) = words.get(i + 1).and_then(|w| number(w)) {
+            r = Range { min: v.min(hi), max: v.max(hi) };
+            i += 2;
+        }
+        // Scientific notation: 5 x 10^6, 5x10 6, 1e6 is tokenized as 1 e 6.
+        let mut unit = String::new();
+        while let Some(w) = words.get(i) {
+            if number(w).is_some() {
+                break;
+            }
+            if matches!(
+                w.as_str(),
+                "," | ";" | "(" | ")" | "." | "and" | "or" | "+" | "at" | "of" | "for"
+            ) {
+                break;
+            }
+            unit.push_str(w);
+            i += 1;
+            if unit.len() > 24 {
+                break;
+            }
+        }
+        out.push((r, unit));
+    }
+    out
+}
+
+fn volume_factor(u: &str) -> Option<f64> {
+    Some(match u {
+        "l" | "liter" | "liters" | "litre" | "litres" => 1.0,
+        "dl" => 0.1,
+        "ml" | "milliliter" | "milliliters" | "millilitre" | "cc" => 1e-3,
+        "μl" | "ul" | "microliter" | "microliters" | "microlitre" | "λ" => 1e-6,
+        "nl" => 1e-9,
+        _ => return None,
+    })
+}
+
+fn mass_factor(u: &str) -> Option<f64> {
+    Some(match u {
+        "kg" => 1e3,
+        "g" | "gr" | "gram" | "grams" | "gm" => 1.0,
+        "mg" | "milligram" | "milligrams" => 1e-3,
+        "μg" | "ug" | "mcg" | "microgram" | "micrograms" => 1e-6,
+        "ng" | "nanogram" | "nanograms" => 1e-9,
+        "pg" => 1e-12,
+        _ => return None,
+    })
+}
+
+fn mole_factor(u: &str) -> Option<f64> {
+    Some(match u {
+        "mol" | "mole" | "moles" => 1.0,
+        "mmol" => 1e-3,
+        "μmol" | "umol" => 1e-6,
+        "nmol" => 1e-9,
+        "pmol" => 1e-12,
+        _ => return None,
+    })
+}
+
+fn molar_factor(u: &str) -> Option<f64> {
+    Some(match u {
+        "m" | "molar" | "mol/l" => 1.0,
+        "mm" | "mmol/l" | "millimolar" => 1e-3,
+        "μm" | "um" | "μmol/l" | "micromolar" => 1e-6,
+        "nm" | "nmol/l" | "nanomolar" => 1e-9,
+        "pm" => 1e-12,
+        _ => return None,
+    })
+}
+
+/// An amount (volume, mass, moles, enzyme units or a count).
+#[must_use]
+pub fn parse_amount(text: &str) -> Option<Quantity> {
+    let (r, u) = pairs(text).into_iter().next()?;
+    if let Some(q) = parse_concentration_unit(&u).filter(|_| u.contains('/')) {
+        return Some(Quantity { value: r.scale(q.1), unit: q.0 });
+    }
+    // "200 μl/well", "5 mg per lane": the amount is the numerator.
+    let u = u.split('/').next().unwrap_or_default().trim_end_matches("per").to_owned();
+    let (unit, f) = if let Some(f) = volume_factor(&u) {
+        (Unit::Litre, f)
+    } else if let Some(f) = mass_factor(&u) {
+        (Unit::Gram, f)
+    } else if let Some(f) = mole_factor(&u) {
+        (Unit::Mole, f)
+    } else if matches!(u.as_str(), "u" | "units" | "unit") {
+        (Unit::EnzymeUnit, 1.0)
+    } else {
+        (Unit::Count, 1.0)
+    };
+    Some(Quantity { value: r.scale(f), unit })
+}
+
+fn parse_concentration_unit(u: &str) -> Option<(Unit, f64)> {
+    let u = u.trim_end_matches(['.', '/']);
+    if let Some(f) = molar_factor(u) {
+        return Some((Unit::Molar, f));
+    }
+    if u.starts_with('%') {
+        return Some((Unit::Percent, 1.0));
+    }
+    if matches!(u, "n" | "normal") {
+        return Some((Unit::Normal, 1.0));
+    }
+    if matches!(u, "x" | "×" | "X") {
+        return Some((Unit::Fold, 1.0));
+    }
+    if let Some((num, den)) = u.split_once('/') {
+        let den_f = volume_factor(den)?;
+        if let Some(f) = mass_factor(num) {
+            return Some((Unit::GramPerLitre, f / den_f));
+        }
+        if let Some(f) = mole_factor(num) {
+            return Some((Unit::Molar, f / den_f));
+        }
+        if matches!(num, "u" | "units" | "unit") {
+            return Some((Unit::EnzymeUnitPerLitre, 1.0 / den_f));
+        }
+    }
+    None
+}
+
+/// A concentration: molar, mass per volume, percent, normality or fold.
+#[must_use]
+pub fn parse_concentration(text: &str) -> Option<Quantity> {
+    let (r, u) = pairs(text).into_iter().next()?;
+    let (unit, f) = parse_concentration_unit(&u)?;
+    Some(Quantity { value: r.scale(f), unit })
+}
+
+/// A temperature in °C. Handles `37 °C`, `37C`, `-80`, `98.6 °F`, `277 K`, "room
+/// temperature" (20–25 °C), "on ice"/"ice-cold" (0–4 °C), "boiling" (100 °C).
+#[must_use]
+pub fn parse_temperature(text: &str) -> Option<Range> {
+    let lower = crate::tagger::normalize(text);
+    let negative = lower.trim_start().starts_with(['-', '−', '–']);
+    if let Some((r, u)) = pairs(text).into_iter().next() {
+        let r = if negative { Range { min: -r.max, max: -r.min } } else { r };
+        let u =
+            u.trim_start_matches("°").trim_start_matches("degrees").trim_start_matches("degree");
+        let u = u.trim_start_matches('°');
+        return Some(match u {
+            "f" | "fahrenheit" => Range { min: (r.min - 32.0) / 1.8, max: (r.max - 32.0) / 1.8 },
+            "k" | "kelvin" => Range { min: r.min - 273.15, max: r.max - 273.15 },
+            _ => r,
+        });
+    }
+    if lower.contains("room")
+        || lower.contains("ambient")
+        || lower.split_whitespace().any(|w| w == "rt")
+    {
+        Some(Range { min: 20.0, max: 25.0 })
+    } else if lower.contains("ice") || lower.contains("cold") || lower.contains("chill") {
+        Some(Range { min: 0.0, max: 4.0 })
+    } else if lower.contains("boil") {
+        Some(Range::point(100.0))
+    } else if lower.contains("warm") {
+        Some(Range { min: 30.0, max: 40.0 })
+    } else {
+        None
+    }
+}
+
+fn seconds_factor(u: &str) -> Option<f64> {
+    Some(match u.trim_end_matches('.') {
+        "s" | "sec" | "secs" | "second" | "seconds" | "\"" => 1.0,
+        "min" | "mins" | "minute" | "minutes" | "m" | "'" => 60.0,
+        "h" | "hr" | "hrs" | "hour" | "hours" | "hs" => 3600.0,
+        "d" | "day" | "days" => 86_400.0,
+        "wk" | "week" | "weeks" => 604_800.0,
+        "ms" => 1e-3,
+        _ => return None,
+    })
+}
+
+/// A duration in seconds. Handles `5 min`, `5-10 min`, `1 h 30 min`, `1.5 hrs`, `30s`,
+/// "overnight"/"o/n" (12–16 h).
+#[must_use]
+pub fn parse_duration(text: &str) -> Option<Range> {
+    let found = pairs(text);
+    let mut total: Option<Range> = None;
+    let mut pending: Vec<Range> = Vec::new();
+    for (r, u) in found {
+        if let Some(f) = seconds_factor(&u) {
+            let r = r.scale(f);
+            // "1-2 h" already a range; "1 h 30 min" adds up.
+            total = Some(match total {
+                None => r,
+                Some(t) => Range { min: t.min + r.min, max: t.max + r.max },
+            });
+            // Bare numbers before a unit ("5 or 10 min") take that unit.
+            for p in pending.drain(..) {
+                let p = p.scale(f);
+                if let Some(t) = total.as_mut() {
+                    t.min = t.min.min(p.min);
+                    t.max = t.max.max(p.max);
+                }
+            }
+        } else if u.is_empty() {
+            pending.push(r);
+        }
+    }
+    if total.is_some() {
+        return total;
+    }
+    let lower = crate::tagger::normalize(text);
+    if lower.contains("overnight") || lower.contains("o/n") || lower.contains("over night") {
+        Some(Range { min: 12.0 * 3600.0, max: 16.0 * 3600.0 })
+    } else {
+        None
+    }
+}
+
+/// A centrifuge or shaker speed: `13,000 rpm`, `12000 x g`, `5000g`, `500 rcf`.
+#[must_use]
+pub fn parse_speed(text: &str) -> Option<Quantity> {
+    let (r, u) = pairs(text).into_iter().next()?;
+    let lower = crate::tagger::normalize(text);
+    let unit = if u.contains("rpm") || lower.contains("rpm") {
+        Unit::Rpm
+    } else if u.ends_with('g')
+        || u.contains("rcf")
+        || lower.contains("× g")
+        || lower.contains("x g")
+    {
+        Unit::TimesG
+    } else {
+        return None;
+    };
+    Some(Quantity { value: r, unit })
+}
+
+/// A pH value or range (`pH 7.4`, `7.5-8.0`), refused outside 0–14.
+#[must_use]
+pub fn parse_ph(text: &str) -> Option<Range> {
+    let (r, _) = pairs(text).into_iter().next()?;
+    (r.min >= 0.0 && r.max <= 14.0).then_some(r)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::float_cmp, reason = "test code")]
+mod tests {
+    use super::*;
+
+    fn close(a: Range, min: f64, max: f64) -> bool {
+        (a.min - min).abs() <= 1e-9 * min.abs().max(1.0)
+            && (a.max - max).abs() <= 1e-9 * max.abs().max(1.0)
+    }
+
+    #[test]
+    fn amounts_and_concentrations() {
+        let a = parse_amount("35 ml").unwrap();
+        assert!(a.unit == Unit::Litre && close(a.value, 0.035, 0.035));
+        let a = parse_amount("50-100mg").unwrap();
+        assert!(a.unit == Unit::Gram && close(a.value, 0.05, 0.1));
+        let a = parse_amount("200 µl/well").unwrap();
+        assert!(a.unit == Unit::Litre && close(a.value, 2e-4, 2e-4), "{a:?}");
+        let c = parse_concentration("0.5M").unwrap();
+        assert!(c.unit == Unit::Molar && close(c.value, 0.5, 0.5));
+        let c = parse_concentration("10 mM").unwrap();
+        assert!(c.unit == Unit::Molar && close(c.value, 0.01, 0.01));
+        let c = parse_concentration("0.25mg/ml").unwrap();
+        assert!(c.unit == Unit::GramPerLitre && close(c.value, 0.25, 0.25));
+        let c = parse_concentration("70%").unwrap();
+        assert!(c.unit == Unit::Percent && close(c.value, 70.0, 70.0));
+        assert_eq!(parse_concentration("10 N").unwrap().unit, Unit::Normal);
+        assert_eq!(parse_concentration("1X").unwrap().unit, Unit::Fold);
+        assert_eq!(parse_amount("13,000 cells").unwrap().value.min, 13_000.0);
+    }
+
+    #[test]
+    fn temperatures() {
+        assert!(close(parse_temperature("37°C").unwrap(), 37.0, 37.0));
+        assert!(close(parse_temperature("-80 °C").unwrap(), -80.0, -80.0));
+        assert!(close(parse_temperature("98.6 °F").unwrap(), 37.0, 37.0));
+        assert!(close(parse_temperature("277.15 K").unwrap(), 4.0, 4.0));
+        assert!(close(parse_temperature("room temperature").unwrap(), 20.0, 25.0));
+        assert!(close(parse_temperature("on ice").unwrap(), 0.0, 4.0));
+        assert!(close(parse_temperature("4-8 ºC").unwrap(), 4.0, 8.0));
+    }
+
+    #[test]
+    fn durations() {
+        assert!(close(parse_duration("5 min").unwrap(), 300.0, 300.0));
+        assert!(close(parse_duration("5-10 min").unwrap(), 300.0, 600.0));
+        assert!(close(parse_duration("1 h 30 min").unwrap(), 5400.0, 5400.0));
+        assert!(close(parse_duration("1.5 hrs").unwrap(), 5400.0, 5400.0));
+        assert!(close(parse_duration("overnight").unwrap(), 43_200.0, 57_600.0));
+        assert!(close(parse_duration("30s").unwrap(), 30.0, 30.0));
+        assert!(close(parse_duration("2 to 3 days").unwrap(), 172_800.0, 259_200.0));
+        assert!(parse_duration("briefly").is_none());
+    }
+
+    #[test]
+    fn speeds_and_ph() {
+        let s = parse_speed("13,000 rpm").unwrap();
+        assert!(s.unit == Unit::Rpm && s.value.min == 13_000.0);
+        let s = parse_speed("12000 x g").unwrap();
+        assert!(s.unit == Unit::TimesG && s.value.min == 12_000.0);
+        assert_eq!(parse_speed("5000g").unwrap().unit, Unit::TimesG);
+        assert!(close(parse_ph("pH 7.4").unwrap(), 7.4, 7.4));
+        assert!(close(parse_ph("7.5-8.0").unwrap(), 7.5, 8.0));
+        assert!(parse_ph("pH 20").is_none());
+    }
+}
