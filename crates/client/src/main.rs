@@ -1,6 +1,7 @@
-//! `fl-client`: the partner's command-line front end. Everything here runs locally: `extract`
-//! turns lab protocols into tier-1 specs (and tier-2 feature vectors), `inspect` shows exactly
-//! what would be sent and whether the sensitivity policy lets it out.
+//! `fl-client`: the partner's command-line front end. `extract` turns lab protocols into tier-1
+//! specs (and tier-2 feature vectors) locally, `inspect` shows exactly what would be sent and
+//! whether the sensitivity policy lets it out, `keygen` creates the partner's identity and
+//! `join` takes part in a federation (tier 3).
 //!
 //! Exit codes: 0 success; 1 the command failed (unreadable input, unwritable output, invalid
 //! files); 2 invalid arguments.
@@ -51,6 +52,19 @@ enum Command {
         #[arg(long, default_value_t = 8.0)]
         dp_clip: f64,
     },
+    /// Create an ed25519 identity file for a partner and print its public key (give it to the
+    /// server operator for `fl-server enrol`).
+    Keygen {
+        /// The partner id.
+        #[arg(long)]
+        partner_id: String,
+        /// Where to write the identity (never overwritten).
+        #[arg(long)]
+        identity: PathBuf,
+    },
+    /// Join a federation (tier 3): train locally and send signed, clipped, noised, securely
+    /// aggregated updates.
+    Join(Box<JoinArgs>),
     /// Show what would be sent for a directory of specs, and the policy decision for each.
     Inspect {
         /// Directory of `*.spec.json` files.
@@ -67,6 +81,84 @@ enum Command {
         #[arg(long = "agreement")]
         agreements: Vec<String>,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct JoinArgs {
+    /// Server `host:port`.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    server: String,
+    /// Name on the server's certificate.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// Certificate to trust (the server's self-signed `STATE/tls/cert.pem` or a CA).
+    #[arg(long)]
+    ca: PathBuf,
+    /// Identity file from `fl-client keygen`.
+    #[arg(long)]
+    identity: PathBuf,
+    /// Local data: this partner's shard of a shipped dataset (mnist or digits).
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// Shard `I/N`: this partner is I of N (0-based).
+    #[arg(long, default_value = "0/1")]
+    shard: String,
+    /// Dirichlet α of the label-skewed split (0: IID).
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// Hidden layer widths; must match the server's model.
+    #[arg(long, default_value = "128", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Seed of the data split (the server's --seed).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Seconds to wait for the server's next message.
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+}
+
+fn join(args: &JoinArgs) -> Result<()> {
+    use fl_net::simulation::{Partition, SimDataset, partner_data};
+    let (i, n) = args
+        .shard
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+        .context("--shard is I/N, e.g. 0/3")?;
+    let identity = fl_net::auth::Identity::load(&args.identity)?;
+    let partition =
+        if args.alpha > 0.0 { Partition::Dirichlet { alpha: args.alpha } } else { Partition::Iid };
+    let (data, _) = partner_data(SimDataset::parse(&args.dataset)?, partition, n, i, args.seed)?;
+    let mut widths = vec![data.num_features()];
+    widths.extend(&args.hidden);
+    widths.push(data.num_classes);
+    let model = fl_train::Mlp::new(&widths)?;
+    let mut participant =
+        fl_net::Participant::new(identity.partner().clone(), model, data, fl_dp::csprng()?)?;
+    let cfg = fl_net::network::JoinConfig {
+        server: args.server.clone(),
+        server_name: args.server_name.clone(),
+        ca: args.ca.clone(),
+        max_frame: fl_net::frame::DEFAULT_MAX_FRAME,
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+    };
+    println!(
+        "{} joining {} with {} local examples",
+        identity.partner(),
+        args.server,
+        participant.num_examples()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(fl_net::network::join(&cfg, &identity, &mut participant))?;
+    println!(
+        "done ({}): included in {} rounds, ε spent {}",
+        report.done,
+        report.rounds_included,
+        report.epsilon_spent.map_or_else(|| "-".into(), |e| format!("{e:.4}"))
+    );
+    for n in &report.not_selected {
+        println!("not selected: {n}");
+    }
+    Ok(())
 }
 
 fn parse_agreement(s: &str) -> Result<Agreement> {
@@ -94,7 +186,7 @@ fn extract(tier: u8, corpus: &Path, output: &Path, dp: Option<(f64, f64, f64)>) 
         report.seconds
     );
     if tier == 2 {
-        let mut rng = rand::rngs::ChaCha20Rng::from_rng(&mut rand::rng());
+        let mut rng = fl_dp::csprng()?;
         let mut n = 0;
         let mut paths: Vec<PathBuf> = std::fs::read_dir(output)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -123,14 +215,22 @@ fn extract(tier: u8, corpus: &Path, output: &Path, dp: Option<(f64, f64, f64)>) 
     Ok(())
 }
 
-use rand::SeedableRng;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Extract { tier, corpus, output, dp_epsilon, dp_delta, dp_clip } => {
             extract(tier, &corpus, &output, dp_epsilon.map(|e| (e, dp_delta, dp_clip)))
         }
+        Command::Keygen { partner_id, identity } => (|| {
+            let id = fl_net::auth::Identity::generate(
+                fl_core::PartnerId::new(partner_id)?,
+                &mut fl_dp::csprng()?,
+            );
+            id.save(&identity).with_context(|| format!("writing {}", identity.display()))?;
+            println!("{}", id.public_key_hex());
+            Ok(())
+        })(),
+        Command::Join(args) => join(&args),
         Command::Inspect { specs, show_features, sensitivity, agreements } => (|| {
             let level = Sensitivity::from_level(sensitivity)?;
             let agreements =

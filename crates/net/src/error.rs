@@ -87,6 +87,15 @@ pub enum Error {
     /// I/O.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Authentication failed (unknown partner, bad signature, replay, wrong session).
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// TLS setup or handshake.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A peer that did not answer in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 impl Error {

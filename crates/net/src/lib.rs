@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod coordinator;
 mod error;
 pub mod frame;
 pub mod messages;
+pub mod network;
 pub mod participant;
 pub mod report;
 pub mod simulation;

@@ -242,11 +242,42 @@ fn wire<T: Serialize + serde::de::DeserializeOwned>(msg: &T) -> Result<T> {
     decode(&payload)
 }
 
-fn load(dataset: SimDataset, seed: u64) -> Result<(Dataset, Dataset)> {
+/// The training and held-out sets of a shipped dataset (split by `seed`).
+///
+/// # Errors
+///
+/// Missing or malformed data under `../shared/data`.
+pub fn load(dataset: SimDataset, seed: u64) -> Result<(Dataset, Dataset)> {
     Ok(match dataset {
         SimDataset::Mnist => mnist_split(seed)?,
         SimDataset::Digits => digits_split(seed)?,
     })
+}
+
+/// Partner `index` of `clients`' share of a shipped dataset under `partition`, and the held-out
+/// set: what a networked partner trains on in tests and demonstrations (every partner and the
+/// server compute the same split from the same seed).
+///
+/// # Errors
+///
+/// [`Error::Config`] for an index outside `0..clients`; data and partition errors.
+pub fn partner_data(
+    dataset: SimDataset,
+    partition: Partition,
+    clients: usize,
+    index: usize,
+    seed: u64,
+) -> Result<(Dataset, Dataset)> {
+    if index >= clients {
+        return Err(Error::config("shard", format!("{index} is not in 0..{clients}")));
+    }
+    let (train_set, test_set) = load(dataset, seed)?;
+    let parts = match partition {
+        Partition::Iid => iid(&train_set, clients, seed)?,
+        Partition::Dirichlet { alpha } => dirichlet(&train_set, clients, alpha, 20, seed)?,
+        Partition::Shards { per_client } => shards(&train_set, clients, per_client, seed)?,
+    };
+    Ok((train_set.subset(&parts[index]), test_set))
 }
 
 /// Runs the simulation; `on_round` sees each round's report as it finishes (for progress).

@@ -6,6 +6,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a CLI reports to the terminal")]
 
+mod args;
+mod serve;
 mod simulate;
 
 use std::path::PathBuf;
@@ -24,6 +26,10 @@ struct Cli {
 enum Command {
     /// Run a whole federation in this process on the shipped data (the README's main job).
     Simulate(Box<simulate::SimulateArgs>),
+    /// Run a federation over the network (TLS, enrolled partners, signed updates).
+    Serve(Box<serve::ServeArgs>),
+    /// Enrol a partner: record its id and ed25519 public key in the state directory.
+    Enrol(serve::EnrolArgs),
     /// Show the privacy budget of a partner (or of all partners) from a state directory.
     Budget {
         /// State directory holding `budget.ledger`.
@@ -62,7 +68,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         let error = e.into();
         let code = match error.downcast_ref::<fl_net::Error>() {
-            Some(fl_net::Error::Config { .. }) => 2,
+            Some(fl_net::Error::Config { .. } | fl_net::Error::Auth(_)) => 2,
             _ => 1,
         };
         Self { code, error }
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Enrol(args) => serve::enrol(&args),
         Command::Budget { state, partner_id, model_version } => {
             budget(&state, partner_id.as_deref(), model_version)
         }

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use fl_net::SimulationConfig;
 use fl_net::simulation::{AttackKind as Attack, Partition, RoundReport, SimAttack, SimDataset};
-use fl_net::{AggregatorKind, DpSetting, FederationConfig, PrivacyMode, SimulationConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Failure;
+use crate::args::FederationArgs;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum AttackArg {
@@ -30,9 +31,8 @@ pub(crate) enum PartitionArg {
 /// DP-SGD with a per-partner budget, 10 % dropout, the audit log.
 #[derive(Args, Debug)]
 pub(crate) struct SimulateArgs {
-    /// Dataset from ../shared/data: mnist or digits.
-    #[arg(long, default_value = "mnist")]
-    dataset: String,
+    #[command(flatten)]
+    federation: FederationArgs,
     /// Number of clients.
     #[arg(long, default_value_t = 10)]
     clients: usize,
@@ -54,37 +54,6 @@ pub(crate) struct SimulateArgs {
     /// Shards per client (--partition shards).
     #[arg(long, default_value_t = 2)]
     shards: usize,
-    /// Aggregation rule: fedavg, fedprox, fedadam, fedyogi, fedadagrad, krum, bulyan, median,
-    /// trimmed-mean, geomed.
-    #[arg(long, default_value = "fedprox")]
-    aggregator: String,
-    /// FedProx μ.
-    #[arg(long, default_value_t = 0.01)]
-    mu: f64,
-    /// Byzantine clients the robust rules tolerate (Krum, Bulyan).
-    #[arg(long, default_value_t = 1)]
-    byzantine: usize,
-    /// Trimmed-mean β.
-    #[arg(long, default_value_t = 0.1)]
-    trim: f64,
-    /// Update protection: none, secagg, secagg+.
-    #[arg(long, default_value = "secagg")]
-    privacy: String,
-    /// Per-partner ε budget for DP-SGD; 0 turns DP off.
-    #[arg(long, default_value_t = 8.0)]
-    dp_epsilon: f64,
-    /// δ of the budget.
-    #[arg(long, default_value_t = 1e-5)]
-    dp_delta: f64,
-    /// Per-example clipping bound of DP-SGD.
-    #[arg(long, default_value_t = 1.0)]
-    dp_clip: f64,
-    /// Expected DP-SGD batch size.
-    #[arg(long, default_value_t = 64)]
-    dp_batch: u32,
-    /// L2 bound on each client's model delta (the secure-aggregation quantizer's range).
-    #[arg(long, default_value_t = 10.0)]
-    update_clip: f64,
     /// Probability that a selected client drops out of a round (at a random phase).
     #[arg(long, default_value_t = 0.1)]
     dropout: f64,
@@ -94,41 +63,25 @@ pub(crate) struct SimulateArgs {
     /// Number of attacking clients.
     #[arg(long, default_value_t = 1)]
     attackers: usize,
-    /// Hidden layer widths, comma separated (empty: softmax regression).
-    #[arg(long, default_value = "128", value_delimiter = ',')]
-    hidden: Vec<usize>,
-    /// Local epochs per round.
-    #[arg(long, default_value_t = 1)]
-    local_epochs: u32,
-    /// Local learning rate.
-    #[arg(long, default_value_t = 0.1)]
-    lr: f32,
-    /// Local batch size (without DP).
-    #[arg(long, default_value_t = 32)]
-    batch: u32,
-    /// Seed for the split, the initial model, selection and dropouts.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Output directory; each run writes a new `run-<time>` directory inside it.
     #[arg(long, default_value = "simulate-out")]
     out: PathBuf,
+}
+
+impl PartitionArg {
+    pub(crate) fn partition(self, alpha: f64, shards: usize) -> Partition {
+        match self {
+            Self::Iid => Partition::Iid,
+            Self::Dirichlet => Partition::Dirichlet { alpha },
+            Self::Shards => Partition::Shards { per_client: shards },
+        }
+    }
 }
 
 impl SimulateArgs {
     fn config(&self, state_dir: PathBuf) -> Result<SimulationConfig, fl_net::Error> {
         let selected = self.clients_per_round.unwrap_or(self.clients);
         let min_clients = self.min_clients.unwrap_or_else(|| (selected * 3).div_ceil(5).max(1));
-        let dp = if self.dp_epsilon > 0.0 {
-            DpSetting::LocalSgd {
-                epsilon: self.dp_epsilon,
-                delta: self.dp_delta,
-                clip: self.dp_clip,
-                batch_size: self.dp_batch,
-                plan_fraction: 0.85,
-            }
-        } else {
-            DpSetting::Off
-        };
         let attack = match self.attack {
             AttackArg::None => None,
             AttackArg::SignFlip => Some(Attack::SignFlip { scale: 1.0 }),
@@ -139,38 +92,19 @@ impl SimulateArgs {
         }
         .map(|attack| SimAttack { attack, attackers: self.attackers });
         Ok(SimulationConfig {
-            federation: FederationConfig {
-                name: "fl-server simulate".into(),
-                rounds: self.rounds,
-                clients_per_round: selected,
+            federation: self.federation.config(
+                "fl-server simulate",
+                self.rounds,
+                selected,
                 min_clients,
-                aggregator: AggregatorKind::parse(
-                    &self.aggregator,
-                    self.mu,
-                    self.byzantine,
-                    self.trim,
-                )?,
-                privacy: PrivacyMode::parse(&self.privacy)?,
-                dp,
-                update_clip: Some(self.update_clip),
-                quantization_bits: 16,
-                learning_rate: self.lr,
-                momentum: 0.9,
-                batch_size: self.batch,
-                local_epochs: self.local_epochs,
-                model_version: 0,
-            },
-            dataset: SimDataset::parse(&self.dataset)?,
+            )?,
+            dataset: SimDataset::parse(&self.federation.dataset)?,
             num_clients: self.clients,
-            partition: match self.partition {
-                PartitionArg::Iid => Partition::Iid,
-                PartitionArg::Dirichlet => Partition::Dirichlet { alpha: self.alpha },
-                PartitionArg::Shards => Partition::Shards { per_client: self.shards },
-            },
-            hidden: self.hidden.clone(),
+            partition: self.partition.partition(self.alpha, self.shards),
+            hidden: self.federation.hidden.clone(),
             dropout_rate: self.dropout,
             attack,
-            seed: self.seed,
+            seed: self.federation.seed,
             state_dir,
         })
     }
@@ -205,15 +139,15 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<(), Failure> {
     let cfg = args.config(dir.clone())?;
     cfg.federation.validate()?;
     println!(
-        "simulating {} clients on {} ({:?}), {} rounds, {}, privacy {}, DP {}",
+        "simulating {} clients on {} ({:?}), {} rounds, {:?}, privacy {}, DP {}",
         cfg.num_clients,
-        args.dataset,
+        args.federation.dataset,
         cfg.partition,
         cfg.federation.rounds,
-        args.aggregator,
+        cfg.federation.aggregator,
         cfg.federation.privacy.name(),
         match cfg.federation.dp {
-            DpSetting::LocalSgd { epsilon, delta, .. } =>
+            fl_net::DpSetting::LocalSgd { epsilon, delta, .. } =>
                 format!("DP-SGD, budget ε = {epsilon}, δ = {delta} per partner"),
             _ => "off".into(),
         }

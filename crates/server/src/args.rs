@@ -1,0 +1,101 @@
+//! Federation settings shared by `simulate` and `serve`.
+
+use clap::Args;
+use fl_net::{AggregatorKind, DpSetting, FederationConfig, PrivacyMode};
+
+/// How each round trains, aggregates and protects updates.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct FederationArgs {
+    /// Dataset from ../shared/data: mnist or digits (model shape, and held-out accuracy).
+    #[arg(long, default_value = "mnist")]
+    pub(crate) dataset: String,
+    /// Aggregation rule: fedavg, fedprox, fedadam, fedyogi, fedadagrad, krum, bulyan, median,
+    /// trimmed-mean, geomed.
+    #[arg(long, default_value = "fedprox")]
+    aggregator: String,
+    /// FedProx μ.
+    #[arg(long, default_value_t = 0.01)]
+    mu: f64,
+    /// Byzantine clients the robust rules tolerate (Krum, Bulyan).
+    #[arg(long, default_value_t = 1)]
+    byzantine: usize,
+    /// Trimmed-mean β.
+    #[arg(long, default_value_t = 0.1)]
+    trim: f64,
+    /// Update protection: none, secagg, secagg+.
+    #[arg(long, default_value = "secagg")]
+    privacy: String,
+    /// Per-partner ε budget for DP-SGD; 0 turns DP off.
+    #[arg(long, default_value_t = 8.0)]
+    dp_epsilon: f64,
+    /// δ of the budget.
+    #[arg(long, default_value_t = 1e-5)]
+    dp_delta: f64,
+    /// Per-example clipping bound of DP-SGD.
+    #[arg(long, default_value_t = 1.0)]
+    dp_clip: f64,
+    /// Expected DP-SGD batch size.
+    #[arg(long, default_value_t = 64)]
+    dp_batch: u32,
+    /// L2 bound on each client's model delta (the secure-aggregation quantizer's range).
+    #[arg(long, default_value_t = 10.0)]
+    update_clip: f64,
+    /// Hidden layer widths, comma separated (empty: softmax regression).
+    #[arg(long, default_value = "128", value_delimiter = ',')]
+    pub(crate) hidden: Vec<usize>,
+    /// Local epochs per round.
+    #[arg(long, default_value_t = 1)]
+    local_epochs: u32,
+    /// Local learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    /// Local batch size (without DP).
+    #[arg(long, default_value_t = 32)]
+    batch: u32,
+    /// Seed for the data split and the initial model.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+}
+
+impl FederationArgs {
+    pub(crate) fn config(
+        &self,
+        name: &str,
+        rounds: u64,
+        clients_per_round: usize,
+        min_clients: usize,
+    ) -> Result<FederationConfig, fl_net::Error> {
+        let dp = if self.dp_epsilon > 0.0 {
+            DpSetting::LocalSgd {
+                epsilon: self.dp_epsilon,
+                delta: self.dp_delta,
+                clip: self.dp_clip,
+                batch_size: self.dp_batch,
+                plan_fraction: 0.85,
+            }
+        } else {
+            DpSetting::Off
+        };
+        Ok(FederationConfig {
+            name: name.into(),
+            rounds,
+            clients_per_round,
+            min_clients,
+            aggregator: AggregatorKind::parse(
+                &self.aggregator,
+                self.mu,
+                self.byzantine,
+                self.trim,
+            )?,
+            privacy: PrivacyMode::parse(&self.privacy)?,
+            dp,
+            update_clip: Some(self.update_clip),
+            quantization_bits: 16,
+            learning_rate: self.lr,
+            momentum: 0.9,
+            batch_size: self.batch,
+            local_epochs: self.local_epochs,
+            model_version: 0,
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! `fl-server serve` and `fl-server enrol`: the networked federation (fl-net's TLS transport).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use fl_net::network::{ServeConfig, ServeEvent, TlsFiles, serve};
+use fl_net::simulation::{SimDataset, load};
+
+use crate::Failure;
+use crate::args::FederationArgs;
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    federation: FederationArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    listen: SocketAddr,
+    /// State directory (partner registry, audit log, budget ledger, checkpoints, TLS files).
+    #[arg(long, default_value = "fl-state")]
+    state: PathBuf,
+    /// Rounds.
+    #[arg(long, default_value_t = 10)]
+    rounds: u64,
+    /// Quorum: connected partners needed to start, and usable updates for a round to count.
+    #[arg(long, default_value_t = 3)]
+    min_clients: usize,
+    /// Partners selected per round (default: every connected partner).
+    #[arg(long, default_value_t = 1_000)]
+    clients_per_round: usize,
+    /// Initial model (safetensors); default: a fresh MLP for --dataset and --hidden.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// TLS certificate (PEM); default: a self-signed one in STATE/tls.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds to wait for the quorum to connect.
+    #[arg(long, default_value_t = 300)]
+    join_timeout: u64,
+    /// Seconds to wait for the answers of one protocol phase.
+    #[arg(long, default_value_t = 120)]
+    phase_timeout: u64,
+    /// Largest frame accepted from a client, in MiB.
+    #[arg(long, default_value_t = 64)]
+    max_frame_mib: u32,
+}
+
+pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
+    let f = &args.federation;
+    let federation =
+        f.config("fl-server serve", args.rounds, args.clients_per_round, args.min_clients)?;
+    let (_, test) = load(SimDataset::parse(&f.dataset)?, f.seed)?;
+    let mut widths = vec![test.num_features()];
+    widths.extend(&f.hidden);
+    widths.push(test.num_classes);
+    let mlp = fl_train::Mlp::new(&widths)?;
+    let initial = match &args.model {
+        Some(p) => fl_core::load_safetensors(p)?,
+        None => mlp.init(f.seed),
+    };
+    let cfg = ServeConfig {
+        listen: args.listen,
+        state_dir: args.state.clone(),
+        federation,
+        initial,
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| TlsFiles { cert, key }),
+        join_timeout: Duration::from_secs(args.join_timeout),
+        phase_timeout: Duration::from_secs(args.phase_timeout),
+        max_frame: args.max_frame_mib.saturating_mul(1 << 20),
+        evaluation: Some((mlp, test)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(serve(cfg, &mut |ev| match ev {
+        ServeEvent::Listening(a) => {
+            println!("listening on {a} (state in {})", args.state.display())
+        }
+        ServeEvent::Joined(p) => println!("joined: {p}"),
+        ServeEvent::Refused { peer, reason } => println!("refused {peer}: {reason}"),
+        ServeEvent::Round(r) => match (&r.aborted, r.accuracy) {
+            (Some(reason), _) => println!("round {:>3} aborted: {reason}", r.round),
+            (None, acc) => println!(
+                "round {:>3}  accuracy {}  included {}  {:.2} s",
+                r.round,
+                acc.map_or_else(|| "-".into(), |a| format!("{:.2} %", 100.0 * a)),
+                r.included.len(),
+                r.seconds
+            ),
+        },
+        _ => {}
+    }))?;
+    let completed = report.rounds.iter().filter(|r| r.aborted.is_none()).count();
+    println!(
+        "done: {completed} rounds, {} refused connections or messages; audit log {} verifies",
+        report.refused.len(),
+        args.state.join("audit.log").display()
+    );
+    std::fs::write(args.state.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EnrolArgs {
+    /// State directory holding `partners.json`.
+    #[arg(long, default_value = "fl-state")]
+    state: PathBuf,
+    /// The partner's id.
+    #[arg(long)]
+    partner_id: String,
+    /// The partner's ed25519 public key, 64 hex digits (`fl-client keygen` prints it).
+    #[arg(long)]
+    public_key: String,
+}
+
+pub(crate) fn enrol(args: &EnrolArgs) -> Result<(), Failure> {
+    std::fs::create_dir_all(&args.state)?;
+    let mut registry = fl_net::auth::Registry::open(&args.state.join("partners.json"))?;
+    let id = fl_core::PartnerId::new(args.partner_id.clone())?;
+    registry.enrol(id.clone(), fl_net::auth::parse_public_key(&args.public_key)?)?;
+    println!("enrolled {id} ({} partners)", registry.len());
+    Ok(())
+}
