@@ -116,6 +116,7 @@ pub struct Coordinator {
     partners: BTreeMap<PartnerId, Partner>,
     state: Option<RoundState>,
     not_selected: Vec<(PartnerId, String)>,
+    offline: BTreeSet<PartnerId>,
     rng: ChaCha20Rng,
     decode: DecodeOptions,
 }
@@ -161,10 +162,21 @@ impl Coordinator {
             partners: BTreeMap::new(),
             state: None,
             not_selected: Vec::new(),
+            offline: BTreeSet::new(),
             rng,
             decode: DecodeOptions::default(),
             config,
         })
+    }
+
+    /// Marks a partner reachable or not: partners that are not are left out of the next
+    /// rounds' selection (a network driver calls this as connections come and go).
+    pub fn set_online(&mut self, id: &PartnerId, online: bool) {
+        if online {
+            self.offline.remove(id);
+        } else {
+            self.offline.insert(id.clone());
+        }
     }
 
     /// The current global model.
@@ -282,6 +294,9 @@ impl Coordinator {
         self.not_selected.clear();
         let mut candidates = Vec::new();
         for id in self.partners.keys() {
+            if self.offline.contains(id) {
+                continue;
+            }
             if let Some(ledger) = &self.ledger {
                 let status = ledger.status(id, version)?;
                 if status.paused {

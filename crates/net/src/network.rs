@@ -482,6 +482,7 @@ pub async fn serve(
                     }
                     links.known.insert(partner.clone());
                 }
+                coordinator.set_online(&partner, true);
                 links.by_partner.insert(partner.clone(), (conn, tx));
                 on_event(ServeEvent::Joined(partner));
             }
@@ -516,6 +517,7 @@ pub async fn serve(
             Event::Gone { partner, conn } => {
                 if links.by_partner.get(&partner).map(|l| l.0) == Some(conn) {
                     links.by_partner.remove(&partner);
+                    coordinator.set_online(&partner, false);
                 }
             }
         }

@@ -292,10 +292,10 @@ impl SecAggServer {
         Ok(())
     }
 
-    fn abort(&mut self, have: usize) -> Error {
+    fn abort(&mut self, have: usize, need: usize) -> Error {
         let phase = self.phase.name();
         self.phase = ServerPhase::Aborted;
-        Error::TooFewClients { phase, have, need: self.params.threshold as usize }
+        Error::TooFewClients { phase, have, need }
     }
 
     /// Closes the current phase with the clients that answered and returns the next phase's
@@ -311,7 +311,7 @@ impl SecAggServer {
         match self.phase {
             ServerPhase::AdvertiseKeys => {
                 if self.keys.len() < t + 1 {
-                    return Err(self.abort(self.keys.len()));
+                    return Err(self.abort(self.keys.len(), t + 1));
                 }
                 let out = self
                     .keys
@@ -327,7 +327,7 @@ impl SecAggServer {
             }
             ServerPhase::ShareKeys => {
                 if self.ciphertexts.len() < t + 1 {
-                    return Err(self.abort(self.ciphertexts.len()));
+                    return Err(self.abort(self.ciphertexts.len(), t + 1));
                 }
                 let mut inbox: BTreeMap<ClientId, Vec<(ClientId, Vec<u8>)>> = BTreeMap::new();
                 for (&from, cts) in &self.ciphertexts {
@@ -355,7 +355,7 @@ impl SecAggServer {
             }
             ServerPhase::MaskedInputs => {
                 if self.masked.len() < t {
-                    return Err(self.abort(self.masked.len()));
+                    return Err(self.abort(self.masked.len(), t));
                 }
                 self.survivors = self.masked.keys().copied().collect();
                 let survivors = self.survivors.clone();
@@ -392,7 +392,7 @@ impl SecAggServer {
             }
             ServerPhase::ConsistencyCheck => {
                 if self.signatures.len() < t {
-                    return Err(self.abort(self.signatures.len()));
+                    return Err(self.abort(self.signatures.len(), t));
                 }
                 let sigs: Vec<(ClientId, Vec<u8>)> =
                     self.signatures.iter().map(|(k, v)| (*k, v.clone())).collect();
@@ -454,7 +454,7 @@ impl SecAggServer {
         for &u in &self.survivors {
             let shares = seed_shares.get(&u).map_or(&[][..], Vec::as_slice);
             if shares.len() < t {
-                return Err(self.abort(shares.len()));
+                return Err(self.abort(shares.len(), t));
             }
             let b = recon(shares)?;
             jobs.push(Job::SelfMask(self_mask_seed(&session, &b, u)));
@@ -467,7 +467,7 @@ impl SecAggServer {
             }
             let shares = key_shares.get(&v).map_or(&[][..], Vec::as_slice);
             if shares.len() < t {
-                return Err(self.abort(shares.len()));
+                return Err(self.abort(shares.len(), t));
             }
             let secret = masking_key(&session, &*recon(shares)?, v);
             let advertised = self.keys.get(&v).ok_or(Error::Internal("keys of a U2 client"))?;

@@ -98,6 +98,10 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
         _ => {}
     }))?;
     let completed = report.rounds.iter().filter(|r| r.aborted.is_none()).count();
+    let last = report.rounds.iter().rev().find_map(|r| r.accuracy);
+    if let (Some(a), Some(b)) = (report.initial_accuracy, last) {
+        println!("accuracy: initial {:.2} % -> final {:.2} %", 100.0 * a, 100.0 * b);
+    }
     println!(
         "done: {completed} rounds, {} refused connections or messages; audit log {} verifies",
         report.refused.len(),
