@@ -65,6 +65,34 @@ enum Command {
     /// Join a federation (tier 3): train locally and send signed, clipped, noised, securely
     /// aggregated updates.
     Join(Box<JoinArgs>),
+    /// Send the specs (tier 1) or feature vectors (tier 2) of a directory that the policy lets
+    /// out; each file is checked again by the server.
+    Submit {
+        /// Directory of `*.spec.json` (and, for tier 2, `*.features.json`) files.
+        #[arg(long)]
+        specs: PathBuf,
+        /// 1: send ProtocolSpec files; 2: send feature vectors.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        tier: u8,
+        /// Ingestion server `host:port`.
+        #[arg(long, default_value = "127.0.0.1:9091")]
+        server: String,
+        /// Name on the server's certificate.
+        #[arg(long, default_value = "localhost")]
+        server_name: String,
+        /// Certificate to trust.
+        #[arg(long)]
+        ca: PathBuf,
+        /// API key (or the MSHALE_API_KEY environment variable).
+        #[arg(long, env = "MSHALE_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Sensitivity level of the source protocols (0–3).
+        #[arg(long, default_value_t = 0)]
+        sensitivity: u8,
+        /// A recorded agreement, `dpa:ID`, `irb:ID` or `training:ID` (repeatable).
+        #[arg(long = "agreement")]
+        agreements: Vec<String>,
+    },
     /// Show what would be sent for a directory of specs, and the policy decision for each.
     Inspect {
         /// Directory of `*.spec.json` files.
@@ -161,6 +189,68 @@ fn join(args: &JoinArgs) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments, reason = "one argument per command-line flag")]
+fn submit(
+    specs: &Path,
+    tier: u8,
+    server: &str,
+    server_name: &str,
+    ca: &Path,
+    api_key: &str,
+    sensitivity: u8,
+    agreements: &[String],
+) -> Result<()> {
+    use fl_tiers::policy::{Artifact, authorize};
+    let level = Sensitivity::from_level(sensitivity)?;
+    let agreements = agreements.iter().map(|a| parse_agreement(a)).collect::<Result<Vec<_>>>()?;
+    let suffix = if tier == 1 { ".spec.json" } else { ".features.json" };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(specs)
+        .with_context(|| format!("reading {}", specs.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        bail!("{}: no {suffix} files", specs.display());
+    }
+    let mut outbound = Vec::new();
+    let mut names = Vec::new();
+    for p in &paths {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let artifact = if tier == 1 {
+            Artifact::Spec(ProtocolSpec::from_json(&text)?)
+        } else {
+            let fv: fl_tiers::features::FeatureVector = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a feature vector", p.display()))?;
+            Artifact::Features(fv)
+        };
+        // Nothing leaves without the policy's Outbound.
+        outbound.push(
+            authorize(artifact, level, &agreements).with_context(|| p.display().to_string())?,
+        );
+        names.push(p.display().to_string());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let replies =
+        runtime.block_on(fl_net::ingest::submit(server, server_name, ca, api_key, &outbound))?;
+    let mut refused = 0;
+    for (name, r) in names.iter().zip(&replies) {
+        match r {
+            fl_net::ingest::IngestReply::Stored { sha256 } => println!("stored {name} ({sha256})"),
+            fl_net::ingest::IngestReply::Refused { reason } => {
+                refused += 1;
+                println!("REFUSED {name}: {reason}");
+            }
+            _ => println!("{name}: unexpected reply"),
+        }
+    }
+    if refused > 0 {
+        bail!("the server refused {refused} of {} files", replies.len());
+    }
+    Ok(())
+}
+
 fn parse_agreement(s: &str) -> Result<Agreement> {
     let (kind, id) = s.split_once(':').context("an agreement is KIND:ID (dpa, irb, training)")?;
     let kind = match kind {
@@ -231,6 +321,16 @@ fn main() -> ExitCode {
             Ok(())
         })(),
         Command::Join(args) => join(&args),
+        Command::Submit {
+            specs,
+            tier,
+            server,
+            server_name,
+            ca,
+            api_key,
+            sensitivity,
+            agreements,
+        } => submit(&specs, tier, &server, &server_name, &ca, &api_key, sensitivity, &agreements),
         Command::Inspect { specs, show_features, sensitivity, agreements } => (|| {
             let level = Sensitivity::from_level(sensitivity)?;
             let agreements =

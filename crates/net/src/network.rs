@@ -118,7 +118,12 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn server_tls(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor> {
+/// The TLS acceptor for a certificate and key.
+///
+/// # Errors
+///
+/// [`Error::Tls`] for unreadable or mismatched files.
+pub fn server_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor> {
     let tls = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
     let certs = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|e| Error::Tls(format!("{}: {e}", files.cert.display())))?
@@ -153,14 +158,26 @@ fn client_tls(ca: &Path) -> Result<tokio_rustls::TlsConnector> {
 }
 
 /// Writes one message as a frame.
-async fn send<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T, max: u32) -> Result<()> {
+///
+/// # Errors
+///
+/// Framing and I/O failures.
+pub async fn send_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+    max: u32,
+) -> Result<()> {
     w.write_all(&encode_frame(&encode(msg)?, max)?).await?;
     w.flush().await?;
     Ok(())
 }
 
 /// Reads one message; `None` at a clean end of stream.
-async fn recv<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
+///
+/// # Errors
+///
+/// Oversized or malformed frames, I/O failures.
+pub async fn recv_frame<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
     r: &mut R,
     dec: &mut FrameDecoder,
 ) -> Result<Option<T>> {
@@ -278,9 +295,9 @@ async fn connection(
         let tls = acceptor.accept(tcp).await.map_err(|e| Error::Tls(e.to_string()))?;
         let (mut rd, mut wr) = tokio::io::split(tls);
         let challenge = new_challenge(&mut fl_dp::csprng()?);
-        send(&mut wr, &Downlink::Hello { challenge }, HANDSHAKE_MAX_FRAME).await?;
+        send_frame(&mut wr, &Downlink::Hello { challenge }, HANDSHAKE_MAX_FRAME).await?;
         let mut dec = FrameDecoder::new(HANDSHAKE_MAX_FRAME);
-        let Some(Uplink::Auth(resp)) = recv::<_, Uplink>(&mut rd, &mut dec).await? else {
+        let Some(Uplink::Auth(resp)) = recv_frame::<_, Uplink>(&mut rd, &mut dec).await? else {
             return Err(Error::Auth("expected an authentication response".into()));
         };
         match registry.verify(&challenge, &resp) {
@@ -288,7 +305,7 @@ async fn connection(
                 Ok((rd, wr, Session::new(resp.partner.clone(), key, challenge), resp.num_examples))
             }
             Err(e) => {
-                let _ = send(
+                let _ = send_frame(
                     &mut wr,
                     &Downlink::Rejected { reason: e.to_string() },
                     HANDSHAKE_MAX_FRAME,
@@ -313,7 +330,7 @@ async fn connection(
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
             let done = matches!(m, Downlink::Done { .. });
-            if send(&mut wr, &m, u32::MAX).await.is_err() || done {
+            if send_frame(&mut wr, &m, u32::MAX).await.is_err() || done {
                 break;
             }
         }
@@ -321,7 +338,7 @@ async fn connection(
     });
     let mut dec = FrameDecoder::new(max_frame);
     loop {
-        let msg = match recv::<_, Uplink>(&mut rd, &mut dec).await {
+        let msg = match recv_frame::<_, Uplink>(&mut rd, &mut dec).await {
             Ok(Some(Uplink::Signed(m))) => m,
             Ok(None) => break,
             Ok(Some(_)) => {
@@ -405,7 +422,7 @@ pub async fn serve(
         Some(f) => f.clone(),
         None => self_signed(&cfg.state_dir)?,
     };
-    let acceptor = server_tls(&files)?;
+    let acceptor = server_acceptor(&files)?;
     let audit_path = cfg.state_dir.join("audit.log");
     if audit_path.exists() {
         return Err(Error::config(
@@ -711,14 +728,14 @@ pub async fn join(
             timed(
                 "waiting for the server",
                 cfg.idle_timeout,
-                recv::<_, Downlink>(&mut rd, &mut dec),
+                recv_frame::<_, Downlink>(&mut rd, &mut dec),
             )
         };
     }
     let Some(Downlink::Hello { challenge }) = next!().await? else {
         return Err(Error::Auth("the server did not send a challenge".into()));
     };
-    send(
+    send_frame(
         &mut wr,
         &Uplink::Auth(identity.respond(&challenge, participant.num_examples() as u64)),
         HANDSHAKE_MAX_FRAME,
@@ -769,7 +786,7 @@ pub async fn join(
         for r in replies {
             seq += 1;
             let signed = identity.sign(&challenge, seq, r.round(), version, encode(&r)?);
-            send(&mut wr, &Uplink::Signed(signed), cfg.max_frame).await?;
+            send_frame(&mut wr, &Uplink::Signed(signed), cfg.max_frame).await?;
         }
     }
 }

@@ -30,6 +30,10 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Enrol a partner: record its id and ed25519 public key in the state directory.
     Enrol(serve::EnrolArgs),
+    /// Issue an API key for a partner's tier-1/2 submissions (printed once; only its hash is kept).
+    Apikey(serve::ApiKeyArgs),
+    /// Accept tier-1/2 submissions (ProtocolSpec JSON, feature vectors) until stopped.
+    Ingest(serve::IngestArgs),
     /// Show the privacy budget of a partner (or of all partners) from a state directory.
     Budget {
         /// State directory holding `budget.ledger`.
@@ -81,6 +85,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Enrol(args) => serve::enrol(&args),
+        Command::Apikey(args) => serve::apikey(&args),
+        Command::Ingest(args) => serve::ingest(&args),
         Command::Budget { state, partner_id, model_version } => {
             budget(&state, partner_id.as_deref(), model_version)
         }

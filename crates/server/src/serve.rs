@@ -132,3 +132,61 @@ pub(crate) fn enrol(args: &EnrolArgs) -> Result<(), Failure> {
     println!("enrolled {id} ({} partners)", registry.len());
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub(crate) struct ApiKeyArgs {
+    /// State directory holding `apikeys.json`.
+    #[arg(long, default_value = "fl-state")]
+    state: PathBuf,
+    /// The partner the key is for (replaces its previous key).
+    #[arg(long)]
+    partner_id: String,
+}
+
+pub(crate) fn apikey(args: &ApiKeyArgs) -> Result<(), Failure> {
+    std::fs::create_dir_all(&args.state)?;
+    let mut keys = fl_net::ingest::ApiKeys::open(&args.state.join("apikeys.json"))?;
+    let key = keys.issue(fl_core::PartnerId::new(args.partner_id.clone())?)?;
+    // Shown once; only its SHA-256 is stored.
+    println!("{}", key.as_str());
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct IngestArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9091")]
+    listen: SocketAddr,
+    /// State directory (`apikeys.json`, `submissions/`, `tls/`).
+    #[arg(long, default_value = "fl-state")]
+    state: PathBuf,
+    /// TLS certificate (PEM); default: the self-signed one in STATE/tls.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+pub(crate) fn ingest(args: &IngestArgs) -> Result<(), Failure> {
+    std::fs::create_dir_all(&args.state)?;
+    let tls = match args.tls_cert.clone().zip(args.tls_key.clone()) {
+        Some((cert, key)) => TlsFiles { cert, key },
+        None => fl_net::network::self_signed(&args.state)?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let state = args.state.clone();
+    runtime.block_on(fl_net::ingest::serve_ingest(
+        args.listen,
+        &args.state,
+        &tls,
+        std::sync::Arc::new(|line| println!("{line}")),
+        |addr| {
+            println!(
+                "accepting submissions on {addr} (stored in {})",
+                state.join("submissions").display()
+            )
+        },
+    ))?;
+    Ok(())
+}

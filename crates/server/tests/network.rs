@@ -15,20 +15,30 @@ fn server_bin() -> PathBuf {
 }
 
 /// `fl-client` is another package's binary: it sits beside `fl-server` in the target
-/// directory; build it if this test runs alone.
+/// directory. Build it (a no-op when `cargo test --workspace` already did) so it is never stale.
 fn client_bin() -> PathBuf {
-    let path = server_bin().with_file_name(format!("fl-client{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let profile_release = server_bin().parent().is_some_and(|d| d.ends_with("release"));
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "fl-client", "--bin", "fl-client"]);
+        cmd.args(["build", "--quiet", "-p", "fl-client", "--bin", "fl-client"]);
         if profile_release {
             cmd.arg("--release");
         }
         assert!(cmd.status().unwrap().success(), "building fl-client");
+    });
+    server_bin().with_file_name(format!("fl-client{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Kills a child process when dropped, so a failing assertion never leaves a server running.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    path
 }
 
 fn run(bin: &Path, args: &[&str], cwd: &Path) -> Output {
@@ -86,26 +96,37 @@ fn five_processes_federate_over_tls_and_survive_a_killed_client() {
     );
     assert_eq!(o.status.code(), Some(2), "re-enrolling with another key: {}", text(&o));
 
-    let mut server = Command::new(server_bin())
-        .args([
-            "serve",
-            "--state",
-            "state",
-            "--listen",
-            "127.0.0.1:0",
-            "--dataset",
-            "digits",
-            "--hidden",
-            "16",
-        ])
-        .args(["--rounds", "8", "--min-clients", "3", "--privacy", "secagg", "--dp-epsilon", "30"])
-        .args(["--phase-timeout", "10", "--join-timeout", "60"])
-        .current_dir(d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut server = Reaper(
+        Command::new(server_bin())
+            .args([
+                "serve",
+                "--state",
+                "state",
+                "--listen",
+                "127.0.0.1:0",
+                "--dataset",
+                "digits",
+                "--hidden",
+                "16",
+            ])
+            .args([
+                "--rounds",
+                "8",
+                "--min-clients",
+                "3",
+                "--privacy",
+                "secagg",
+                "--dp-epsilon",
+                "30",
+            ])
+            .args(["--phase-timeout", "10", "--join-timeout", "60"])
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let addr = first.split_whitespace().nth(2).unwrap().to_owned();
     assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
@@ -124,7 +145,7 @@ fn five_processes_federate_over_tls_and_survive_a_killed_client() {
         }
     }
     out.extend(lines.map(Result::unwrap));
-    let status = server.wait().unwrap();
+    let status = server.0.wait().unwrap();
     let log = out.join("\n");
     assert!(status.success(), "{log}");
     let rounds: Vec<&String> = out.iter().filter(|l| l.starts_with("round")).collect();
@@ -154,4 +175,75 @@ fn five_processes_federate_over_tls_and_survive_a_killed_client() {
         let spent = row.split_whitespace().nth(2).unwrap();
         assert_eq!(spent, eps, "server's ledger and lab-{i}'s report differ:\n{budget}");
     }
+}
+
+#[test]
+fn tier_one_and_two_submissions_are_checked_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = d.join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    let wlp =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/protocols/wlp/test");
+    for n in ["protocol_103", "protocol_106", "protocol_122"] {
+        std::fs::copy(wlp.join(format!("{n}.txt")), corpus.join(format!("{n}.txt"))).unwrap();
+    }
+    let o = run(
+        &client_bin(),
+        &["extract", "--tier", "2", "--corpus", "corpus", "--output", "specs"],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&server_bin(), &["apikey", "--state", "state", "--partner-id", "lab-a"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(!std::fs::read_to_string(d.join("state/apikeys.json")).unwrap().contains(&key));
+
+    let mut server = Reaper(
+        Command::new(server_bin())
+            .args(["ingest", "--state", "state", "--listen", "127.0.0.1:0"])
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.split_whitespace().nth(3).unwrap().to_owned();
+    let submit = |extra: &[&str], key: &str| {
+        let mut args = vec![
+            "submit",
+            "--specs",
+            "specs",
+            "--server",
+            &addr,
+            "--ca",
+            "state/tls/cert.pem",
+            "--api-key",
+            key,
+        ];
+        args.extend_from_slice(extra);
+        run(&client_bin(), &args, d)
+    };
+    let o = submit(&[], &key);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(text(&o).matches("stored").count(), 3, "{}", text(&o));
+    // Level 1 forbids specs: refused locally, nothing is sent.
+    let o = submit(&["--sensitivity", "1"], &key);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("feature vectors only"), "{}", text(&o));
+    // Feature vectors at level 1 need a DPA.
+    let o = submit(&["--tier", "2", "--sensitivity", "1", "--agreement", "dpa:DPA-7"], &key);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = submit(&[], &"0".repeat(64));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("unknown API key"), "{}", text(&o));
+    drop(server);
+    let stored: Vec<String> = std::fs::read_dir(d.join("state/submissions/lab-a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(stored.iter().filter(|n| n.starts_with("ProtocolSpec-")).count(), 3, "{stored:?}");
+    assert_eq!(stored.iter().filter(|n| n.starts_with("FeatureVector-")).count(), 3, "{stored:?}");
 }
