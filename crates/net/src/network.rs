@@ -242,6 +242,8 @@ pub enum ServeEvent {
     },
     /// A round finished or was abandoned.
     Round(NetRoundReport),
+    /// The server resumed a federation from its state directory.
+    Resumed(Resumed),
 }
 
 /// One round of a networked federation.
@@ -424,36 +426,11 @@ pub async fn serve(
     };
     let acceptor = server_acceptor(&files)?;
     let audit_path = cfg.state_dir.join("audit.log");
-    if audit_path.exists() {
-        return Err(Error::config(
-            "state",
-            format!("{} already holds a federation", cfg.state_dir.display()),
-        ));
+    let (coordinator, resumed) = open_state(&cfg, &audit_path)?;
+    let mut coordinator = coordinator;
+    if let Some(r) = &resumed {
+        on_event(ServeEvent::Resumed(r.clone()));
     }
-    let audit = fl_audit::AuditLog::create(
-        &audit_path,
-        fl_audit::Entry::genesis(
-            cfg.federation.name.clone(),
-            serde_json::to_string(&cfg.federation).map_err(|e| Error::Malformed(e.to_string()))?,
-        ),
-        now_ms(),
-        fl_audit::Durability::EveryAppend,
-    )?;
-    let ledger = match cfg.federation.dp {
-        crate::DpSetting::Off => None,
-        _ => Some(fl_dp::Ledger::open(
-            cfg.state_dir.join("budget.ledger"),
-            &fl_dp::LedgerConfig::default(),
-        )?),
-    };
-    let mut coordinator = Coordinator::new(
-        cfg.federation.clone(),
-        cfg.initial.clone(),
-        Round(0),
-        ledger,
-        Some(audit),
-        fl_dp::csprng()?,
-    )?;
 
     let listener = TcpListener::bind(cfg.listen).await?;
     on_event(ServeEvent::Listening(listener.local_addr()?));
@@ -622,6 +599,7 @@ pub async fn serve(
                         coordinator.global(),
                         &cfg.state_dir.join("model.safetensors"),
                     )?;
+                    save_progress(&cfg.state_dir, coordinator.completed())?;
                     let accuracy = match &cfg.evaluation {
                         Some((model, test)) => {
                             Some(evaluate(model, coordinator.global(), test)?.accuracy)
@@ -665,6 +643,115 @@ pub async fn serve(
         return Err(Error::Malformed("empty audit log".into()));
     }
     Ok(ServeReport { rounds, initial_accuracy, refused })
+}
+
+/// `progress.json`: rounds completed with a saved checkpoint.
+#[derive(Serialize, Deserialize)]
+struct Progress {
+    completed: u64,
+}
+
+fn save_progress(dir: &Path, completed: Round) -> Result<()> {
+    let tmp = dir.join("progress.json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&Progress { completed: completed.0 })
+            .map_err(|e| Error::Malformed(e.to_string()))?,
+    )?;
+    std::fs::rename(&tmp, dir.join("progress.json"))?;
+    Ok(())
+}
+
+/// How a restarted server picked up its state.
+#[derive(Clone, Debug, Serialize)]
+pub struct Resumed {
+    /// Rounds completed before the restart (the checkpoint's).
+    pub completed: u64,
+    /// Open reservations of an interrupted round that were aborted (secure aggregation: the
+    /// server never saw an update or a sum from that round).
+    pub aborted_reservations: usize,
+    /// Open reservations that were committed (plaintext: the server may have seen updates).
+    pub committed_reservations: usize,
+    /// Bytes of a torn final audit record that were cut.
+    pub audit_truncated_bytes: u64,
+}
+
+/// A fresh federation, or the one in the state directory resumed from its last checkpoint.
+fn open_state(cfg: &ServeConfig, audit_path: &Path) -> Result<(Coordinator, Option<Resumed>)> {
+    let ledger = match cfg.federation.dp {
+        crate::DpSetting::Off => None,
+        _ => Some(fl_dp::Ledger::open(
+            cfg.state_dir.join("budget.ledger"),
+            &fl_dp::LedgerConfig::default(),
+        )?),
+    };
+    if !audit_path.exists() {
+        let genesis =
+            serde_json::to_string(&cfg.federation).map_err(|e| Error::Malformed(e.to_string()))?;
+        let audit = fl_audit::AuditLog::create(
+            audit_path,
+            fl_audit::Entry::genesis(cfg.federation.name.clone(), genesis),
+            now_ms(),
+            fl_audit::Durability::EveryAppend,
+        )?;
+        let c = Coordinator::new(
+            cfg.federation.clone(),
+            cfg.initial.clone(),
+            Round(0),
+            ledger,
+            Some(audit),
+            fl_dp::csprng()?,
+        )?;
+        return Ok((c, None));
+    }
+    let (audit, recovery) =
+        fl_audit::AuditLog::open(audit_path, fl_audit::Durability::EveryAppend)?;
+    let completed = match std::fs::read_to_string(cfg.state_dir.join("progress.json")) {
+        Ok(t) => {
+            serde_json::from_str::<Progress>(&t)
+                .map_err(|e| Error::Malformed(format!("progress.json: {e}")))?
+                .completed
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e.into()),
+    };
+    let initial = if completed > 0 {
+        fl_core::load_safetensors(cfg.state_dir.join("model.safetensors"))?
+    } else {
+        cfg.initial.clone()
+    };
+    let (mut aborted, mut committed) = (0, 0);
+    if let Some(l) = &ledger {
+        // An interrupted round never finished: under secure aggregation nothing of it was
+        // released, so its reservations are aborted; in plaintext the server may have seen
+        // updates, so they stand.
+        for (r, _, _) in l.open_reservations()? {
+            if cfg.federation.privacy.is_secure() {
+                l.abort(r)?;
+                aborted += 1;
+            } else {
+                l.commit(r)?;
+                committed += 1;
+            }
+        }
+    }
+    let c = Coordinator::new(
+        cfg.federation.clone(),
+        initial,
+        Round(completed),
+        ledger,
+        Some(audit),
+        fl_dp::csprng()?,
+    )?;
+    Ok((
+        c,
+        Some(Resumed {
+            completed,
+            aborted_reservations: aborted,
+            committed_reservations: committed,
+            audit_truncated_bytes: recovery.truncated_bytes,
+        }),
+    ))
 }
 
 fn save_checkpoint(model: &ModelParams<f32>, path: &Path) -> Result<()> {

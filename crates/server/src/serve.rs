@@ -84,6 +84,10 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
             println!("listening on {a} (state in {})", args.state.display())
         }
         ServeEvent::Joined(p) => println!("joined: {p}"),
+        ServeEvent::Resumed(r) => println!(
+            "resumed after round {} (interrupted round's reservations: {} aborted, {} committed; {} torn audit bytes cut)",
+            r.completed, r.aborted_reservations, r.committed_reservations, r.audit_truncated_bytes
+        ),
         ServeEvent::Refused { peer, reason } => println!("refused {peer}: {reason}"),
         ServeEvent::Round(r) => match (&r.aborted, r.accuracy) {
             (Some(reason), _) => println!("round {:>3} aborted: {reason}", r.round),

@@ -247,3 +247,124 @@ fn tier_one_and_two_submissions_are_checked_and_stored() {
     assert_eq!(stored.iter().filter(|n| n.starts_with("ProtocolSpec-")).count(), 3, "{stored:?}");
     assert_eq!(stored.iter().filter(|n| n.starts_with("FeatureVector-")).count(), 3, "{stored:?}");
 }
+
+fn serve(
+    d: &Path,
+    state: &str,
+    rounds: &str,
+) -> (Reaper, std::io::Lines<BufReader<std::process::ChildStdout>>, String) {
+    let mut server = Reaper(
+        Command::new(server_bin())
+            .args([
+                "serve",
+                "--state",
+                state,
+                "--listen",
+                "127.0.0.1:0",
+                "--dataset",
+                "digits",
+                "--hidden",
+                "16",
+            ])
+            .args([
+                "--rounds",
+                rounds,
+                "--min-clients",
+                "4",
+                "--privacy",
+                "secagg",
+                "--dp-epsilon",
+                "30",
+            ])
+            .args(["--phase-timeout", "10", "--join-timeout", "60"])
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let listening =
+        lines.by_ref().map(Result::unwrap).find(|l| l.starts_with("listening on")).unwrap();
+    let addr = listening.split_whitespace().nth(2).unwrap().to_owned();
+    (server, lines, addr)
+}
+
+fn join_state(d: &Path, state: &str, addr: &str, i: usize) -> Reaper {
+    let shard = format!("{i}/4");
+    Reaper(
+        Command::new(client_bin())
+            .args(["join", "--server", addr, "--ca", &format!("{state}/tls/cert.pem")])
+            .args(["--identity", &format!("lab-{i}.key"), "--dataset", "digits", "--hidden", "16"])
+            .args(["--shard", &shard, "--idle-timeout", "60"])
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn spent(d: &Path, state: &str) -> Vec<String> {
+    let o = run(&server_bin(), &["budget", "--state", state], d);
+    assert!(o.status.success(), "{}", text(&o));
+    text(&o)
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn a_killed_server_resumes_from_its_checkpoint_without_double_charging() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 0..4 {
+        let id = format!("lab-{i}");
+        let o = run(
+            &client_bin(),
+            &["keygen", "--partner-id", &id, "--identity", &format!("{id}.key")],
+            d,
+        );
+        let key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        for state in ["state", "reference"] {
+            let o = run(
+                &server_bin(),
+                &["enrol", "--state", state, "--partner-id", &id, "--public-key", &key],
+                d,
+            );
+            assert!(o.status.success(), "{}", text(&o));
+        }
+    }
+    // An uninterrupted 6-round federation, for the budgets.
+    let (mut server, lines, addr) = serve(d, "reference", "6");
+    let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "reference", &addr, i)).collect();
+    assert_eq!(
+        lines
+            .map(Result::unwrap)
+            .filter(|l| l.starts_with("round") && !l.contains("aborted"))
+            .count(),
+        6
+    );
+    assert!(server.0.wait().unwrap().success());
+    drop(clients);
+
+    // The same federation, with the server killed (SIGKILL) right after round 3.
+    let (server, mut lines, addr) = serve(d, "state", "6");
+    let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "state", &addr, i)).collect();
+    assert!(lines.by_ref().map(Result::unwrap).any(|l| l.starts_with("round   3")));
+    drop(server);
+    drop(clients);
+    let (mut server, lines, addr) = serve(d, "state", "6");
+    let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "state", &addr, i)).collect();
+    let out: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(server.0.wait().unwrap().success(), "{out:?}");
+    drop(clients);
+    let rounds: Vec<&String> =
+        out.iter().filter(|l| l.starts_with("round") && !l.contains("aborted")).collect();
+    assert_eq!(rounds.len(), 3, "{out:?}");
+    assert!(rounds[0].starts_with("round   4"), "{out:?}");
+    let o = run(&server_bin(), &["audit", "verify", "state"], d);
+    assert!(o.status.success() && text(&o).contains("7 records"), "{}", text(&o));
+    assert_eq!(spent(d, "state"), spent(d, "reference"));
+}
