@@ -1,6 +1,6 @@
 //! Side-by-side comparisons against the anchors in `../shared/anchors`, in one run, as ratios.
 //!
-//! `cargo xtask bench-compare agg`:
+//! `cargo xtask bench-compare agg` (also `dp`, `train`, `he`, `flower`):
 //! 1. builds and runs `bw.c` (memory bandwidth, the FedAvg floor),
 //! 2. runs Flower's own aggregation functions through `bench_flower.py`,
 //! 3. runs `fl-benches`' `agg_timing` on the same shapes,
@@ -25,7 +25,8 @@ pub(crate) fn compare(root: &Path, what: Option<&str>) -> Result<()> {
         Some("dp") => dp(root),
         Some("train") => train(root),
         Some("he") => he(root),
-        _ => bail!("usage: cargo xtask bench-compare <agg | dp | train | he>"),
+        Some("flower") => flower(root),
+        _ => bail!("usage: cargo xtask bench-compare <agg | dp | train | he | flower>"),
     }
 }
 
@@ -262,6 +263,89 @@ fn he(root: &Path) -> Result<()> {
         "| 100 packed 10,000-float vectors summed + decrypted | {sum:.3} s | | ≤ 1 s {} |",
         met(sum <= 1.0)
     );
+    Ok(())
+}
+
+/// The main job's federation (10 clients, MNIST, Dirichlet 0.5, MLP 784-128-10, FedProx) in
+/// Flower's simulation engine and in `fl-server simulate`, seconds per round side by side.
+fn flower(root: &Path) -> Result<()> {
+    const ROUNDS: &str = "10";
+    let python = anchor_python(root)?;
+    let py = python.to_string_lossy().into_owned();
+    if !Command::new(&py)
+        .args(["-c", "import flwr, ray, torch"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        run(
+            root,
+            "anchor packages",
+            &py,
+            &["-m", "pip", "install", "-q", "flwr[simulation]", "torch"],
+            &[],
+        )?;
+    }
+    let out = Command::new(&py)
+        .arg(root.join("benches/anchors/flower_federation.py"))
+        .args(["--rounds", ROUNDS])
+        .current_dir(root)
+        .output()
+        .context("running Flower")?;
+    if !out.status.success() {
+        bail!("Flower simulation failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |text: &str, key: &str| -> Option<f64> {
+        text.split(&format!("\"{key}\": ")).nth(1)?.split([',', '}']).next()?.trim().parse().ok()
+    };
+    let flower_s = field(&text, "seconds_per_round").context("Flower printed no timing")?;
+    let flower_acc = field(&text, "accuracy").unwrap_or(f64::NAN);
+    run(root, "fl-server", "cargo", &["build", "--release", "-q", "-p", "fl-server"], &[])?;
+    let mut rows = Vec::new();
+    for (label, extra) in [
+        ("fl-server simulate, no DP, no SecAgg", &["--privacy", "none", "--dp-epsilon", "0"][..]),
+        ("fl-server simulate, SecAgg + DP-SGD (ε = 8)", &[][..]),
+    ] {
+        let dir = root.join("target/bench-compare-flower");
+        let _ = std::fs::remove_dir_all(&dir);
+        let status = Command::new(root.join("target/release/fl-server"))
+            .args(["simulate", "--rounds", ROUNDS, "--dropout", "0", "--out"])
+            .arg(&dir)
+            .args(extra)
+            .current_dir(root)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("fl-server simulate failed");
+        }
+        let run_dir = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .next()
+            .context("no run")?;
+        let report = std::fs::read_to_string(run_dir.join("report.json"))?;
+        let mut secs: Vec<f64> = report
+            .split("\"seconds\": ")
+            .skip(1)
+            .filter_map(|s| s.split([',', '}', '\n']).next()?.trim().parse().ok())
+            .collect();
+        secs.pop(); // the report's total
+        let mut tail: Vec<f64> = secs.iter().skip(1).copied().collect();
+        tail.sort_by(f64::total_cmp);
+        let median = tail.get(tail.len() / 2).copied().unwrap_or(f64::NAN);
+        let acc = field(&report, "final_accuracy").unwrap_or(f64::NAN);
+        rows.push((label, median, acc));
+    }
+    println!(
+        "\n| system ({ROUNDS} rounds, 10 clients) | s / round | final accuracy | Flower / ours |\n|---|---:|---:|---:|"
+    );
+    println!(
+        "| Flower simulation (flwr + Ray, PyTorch) | {flower_s:.3} | {:.2} % | 1.0× |",
+        100.0 * flower_acc
+    );
+    for (label, s, acc) in rows {
+        println!("| {label} | {s:.3} | {:.2} % | {:.1}× |", 100.0 * acc, flower_s / s);
+    }
     Ok(())
 }
 
