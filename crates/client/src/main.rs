@@ -93,6 +93,13 @@ enum Command {
         #[arg(long = "agreement")]
         agreements: Vec<String>,
     },
+    /// Show the privacy budget this partner has spent, as the server last reported it (kept
+    /// beside the identity file by `join`).
+    Budget {
+        /// Identity file used with `join`.
+        #[arg(long)]
+        identity: PathBuf,
+    },
     /// Show what would be sent for a directory of specs, and the policy decision for each.
     Inspect {
         /// Directory of `*.spec.json` files.
@@ -177,6 +184,17 @@ fn join(args: &JoinArgs) -> Result<()> {
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(fl_net::network::join(&cfg, &identity, &mut participant))?;
+    let record = serde_json::json!({
+        "server": args.server,
+        "partner": identity.partner().as_str(),
+        "epsilon_spent": report.epsilon_spent,
+        "rounds_included": report.rounds_included,
+        "not_selected": report.not_selected,
+        "unix_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()),
+    });
+    let path = budget_path(&args.identity);
+    std::fs::write(&path, serde_json::to_vec_pretty(&record)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     println!(
         "done ({}): included in {} rounds, ε spent {}",
         report.done,
@@ -251,6 +269,34 @@ fn submit(
     Ok(())
 }
 
+fn budget_path(identity: &Path) -> PathBuf {
+    let mut name = identity.as_os_str().to_owned();
+    name.push(".budget.json");
+    PathBuf::from(name)
+}
+
+fn budget(identity: &Path) -> Result<()> {
+    let path = budget_path(identity);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no budget record at {} (run join first)", path.display()))?;
+    let r: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a budget record", path.display()))?;
+    let eps =
+        r["epsilon_spent"].as_f64().map_or_else(|| "- (no DP)".to_owned(), |e| format!("{e:.4}"));
+    println!(
+        "{} at {}: ε spent {eps}, included in {} rounds (as last reported by the server)",
+        r["partner"].as_str().unwrap_or("?"),
+        r["server"].as_str().unwrap_or("?"),
+        r["rounds_included"]
+    );
+    if let Some(ns) = r["not_selected"].as_array() {
+        for n in ns {
+            println!("not selected: {}", n.as_str().unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
 fn parse_agreement(s: &str) -> Result<Agreement> {
     let (kind, id) = s.split_once(':').context("an agreement is KIND:ID (dpa, irb, training)")?;
     let kind = match kind {
@@ -321,6 +367,7 @@ fn main() -> ExitCode {
             Ok(())
         })(),
         Command::Join(args) => join(&args),
+        Command::Budget { identity } => budget(&identity),
         Command::Submit {
             specs,
             tier,

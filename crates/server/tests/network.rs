@@ -96,40 +96,7 @@ fn five_processes_federate_over_tls_and_survive_a_killed_client() {
     );
     assert_eq!(o.status.code(), Some(2), "re-enrolling with another key: {}", text(&o));
 
-    let mut server = Reaper(
-        Command::new(server_bin())
-            .args([
-                "serve",
-                "--state",
-                "state",
-                "--listen",
-                "127.0.0.1:0",
-                "--dataset",
-                "digits",
-                "--hidden",
-                "16",
-            ])
-            .args([
-                "--rounds",
-                "8",
-                "--min-clients",
-                "3",
-                "--privacy",
-                "secagg",
-                "--dp-epsilon",
-                "30",
-            ])
-            .args(["--phase-timeout", "10", "--join-timeout", "60"])
-            .current_dir(d)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.split_whitespace().nth(2).unwrap().to_owned();
-    assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
+    let (mut server, mut lines, addr) = serve(d, "state", "8", "3");
 
     let mut clients: Vec<Child> = (0..5).map(|i| join(d, &addr, i)).collect();
     // Kill lab-4 once the federation is under way.
@@ -164,6 +131,12 @@ fn five_processes_federate_over_tls_and_survive_a_killed_client() {
             .unwrap()
             .to_owned();
         client_eps.push(done.rsplit(' ').next().unwrap().to_owned());
+        let b = run(&client_bin(), &["budget", "--identity", &format!("lab-{i}.key")], d);
+        assert!(
+            b.status.success() && text(&b).contains(client_eps.last().unwrap()),
+            "{}",
+            text(&b)
+        );
     }
     let o = run(&server_bin(), &["audit", "verify", "state"], d);
     assert!(o.status.success() && text(&o).contains("chain intact"), "{}", text(&o));
@@ -252,6 +225,7 @@ fn serve(
     d: &Path,
     state: &str,
     rounds: &str,
+    min_clients: &str,
 ) -> (Reaper, std::io::Lines<BufReader<std::process::ChildStdout>>, String) {
     let mut server = Reaper(
         Command::new(server_bin())
@@ -270,7 +244,7 @@ fn serve(
                 "--rounds",
                 rounds,
                 "--min-clients",
-                "4",
+                min_clients,
                 "--privacy",
                 "secagg",
                 "--dp-epsilon",
@@ -337,7 +311,7 @@ fn a_killed_server_resumes_from_its_checkpoint_without_double_charging() {
         }
     }
     // An uninterrupted 6-round federation, for the budgets.
-    let (mut server, lines, addr) = serve(d, "reference", "6");
+    let (mut server, lines, addr) = serve(d, "reference", "6", "4");
     let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "reference", &addr, i)).collect();
     assert_eq!(
         lines
@@ -350,12 +324,12 @@ fn a_killed_server_resumes_from_its_checkpoint_without_double_charging() {
     drop(clients);
 
     // The same federation, with the server killed (SIGKILL) right after round 3.
-    let (server, mut lines, addr) = serve(d, "state", "6");
+    let (server, mut lines, addr) = serve(d, "state", "6", "4");
     let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "state", &addr, i)).collect();
     assert!(lines.by_ref().map(Result::unwrap).any(|l| l.starts_with("round   3")));
     drop(server);
     drop(clients);
-    let (mut server, lines, addr) = serve(d, "state", "6");
+    let (mut server, lines, addr) = serve(d, "state", "6", "4");
     let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "state", &addr, i)).collect();
     let out: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(server.0.wait().unwrap().success(), "{out:?}");
