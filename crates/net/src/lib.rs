@@ -6,6 +6,7 @@ pub mod config;
 pub mod coordinator;
 mod error;
 pub mod frame;
+pub mod fuzzing;
 pub mod ingest;
 pub mod messages;
 pub mod network;
