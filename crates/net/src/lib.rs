@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod adversary;
 pub mod auth;
 pub mod config;
 pub mod coordinator;

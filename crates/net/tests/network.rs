@@ -7,16 +7,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fl_core::{ModelParams, PartnerId, Round};
+use fl_core::PartnerId;
+use fl_net::adversary;
 use fl_net::auth::{Identity, Registry, parse_public_key};
-use fl_net::frame::{FrameDecoder, encode_frame};
-use fl_net::messages::{ClientMsg, ServerMsg, decode, encode};
-use fl_net::network::{
-    Downlink, JoinConfig, ServeConfig, ServeEvent, Uplink, join, raw_tls, serve,
-};
+use fl_net::network::{JoinConfig, ServeConfig, ServeEvent, join, serve};
 use fl_net::simulation::{Partition, SimDataset, partner_data};
 use fl_net::{AggregatorKind, DpSetting, FederationConfig, Participant, PrivacyMode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn federation() -> FederationConfig {
     FederationConfig {
@@ -35,28 +31,6 @@ fn federation() -> FederationConfig {
         local_epochs: 1,
         model_version: 0,
     }
-}
-
-async fn read_downlink<R: AsyncReadExt + Unpin>(
-    r: &mut R,
-    dec: &mut FrameDecoder,
-) -> Option<Downlink> {
-    loop {
-        if let Some(f) = dec.next_frame().ok()? {
-            return decode(&f).ok();
-        }
-        let mut buf = vec![0u8; 65536];
-        let n = r.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        dec.push(&buf[..n]);
-    }
-}
-
-async fn write_uplink<W: AsyncWriteExt + Unpin>(w: &mut W, m: &Uplink) {
-    let _ = w.write_all(&encode_frame(&encode(m).unwrap(), u32::MAX).unwrap()).await;
-    let _ = w.flush().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -123,88 +97,17 @@ async fn honest_partners_finish_while_every_bad_input_is_refused() {
             .unwrap();
     let err = join(&join_cfg, &stranger, &mut p).await.unwrap_err();
     assert!(err.to_string().contains("not enrolled"), "{err}");
-    for bytes in
-        [vec![7, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3], (1u32 << 20).to_le_bytes().to_vec()]
-    {
-        let mut garbage = raw_tls(&addr, "localhost", &ca).await.unwrap();
-        let mut dec = FrameDecoder::new(1 << 20);
-        assert!(matches!(
-            read_downlink(&mut garbage, &mut dec).await,
-            Some(Downlink::Hello { .. })
-        ));
-        garbage.write_all(&bytes).await.unwrap();
-        garbage.flush().await.unwrap();
-        // The server closes the connection.
-        assert!(read_downlink(&mut garbage, &mut dec).await.is_none());
+    for bytes in [&[7, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3][..], &(1u32 << 20).to_le_bytes()] {
+        assert!(
+            adversary::garbage(&addr, &ca, bytes).await.unwrap(),
+            "the server closes the connection"
+        );
     }
-
-    // Mallory: authenticated, then misbehaves inside the first round.
+    // Mallory: an oversized frame once authenticated, then bad messages inside the first round.
+    assert!(adversary::oversized(&addr, &ca, &mallory).await.unwrap());
     let mallory_task = {
         let (addr, ca) = (addr.clone(), ca.clone());
-        tokio::spawn(async move {
-            // An authenticated session announcing an oversized frame is closed.
-            let mut s = raw_tls(&addr, "localhost", &ca).await.unwrap();
-            let mut dec = FrameDecoder::new(64 << 20);
-            let Some(Downlink::Hello { challenge }) = read_downlink(&mut s, &mut dec).await else {
-                panic!("no hello")
-            };
-            write_uplink(&mut s, &Uplink::Auth(mallory.respond(&challenge, 100))).await;
-            assert!(matches!(
-                read_downlink(&mut s, &mut dec).await,
-                Some(Downlink::Accepted { .. })
-            ));
-            let _ = s.write_all(&(u32::MAX - 1).to_le_bytes()).await;
-            let _ = s.flush().await;
-            assert!(read_downlink(&mut s, &mut dec).await.is_none());
-            let mut s = raw_tls(&addr, "localhost", &ca).await.unwrap();
-            let mut dec = FrameDecoder::new(64 << 20);
-            let Some(Downlink::Hello { challenge }) = read_downlink(&mut s, &mut dec).await else {
-                panic!("no hello")
-            };
-            write_uplink(&mut s, &Uplink::Auth(mallory.respond(&challenge, 100))).await;
-            assert!(matches!(
-                read_downlink(&mut s, &mut dec).await,
-                Some(Downlink::Accepted { .. })
-            ));
-            let start = loop {
-                match read_downlink(&mut s, &mut dec).await {
-                    Some(Downlink::Protocol(ServerMsg::RoundStart(st))) => break st,
-                    Some(_) => {}
-                    None => panic!("closed before the round"),
-                }
-            };
-            let global: ModelParams<f32> =
-                fl_core::decode_params(&start.global, &fl_core::DecodeOptions::default()).unwrap();
-            let mut nan = global.clone();
-            nan.as_mut_slice()[0] = f32::NAN;
-            let bad = ClientMsg::Update {
-                round: start.round,
-                model_version: start.model_version,
-                num_examples: 100,
-                delta: fl_core::encode_params(&nan).unwrap(),
-            };
-            // 1. a NaN update, correctly signed: refused by the coordinator.
-            let m1 = mallory.sign(
-                &challenge,
-                1,
-                start.round,
-                start.model_version,
-                encode(&bad).unwrap(),
-            );
-            write_uplink(&mut s, &Uplink::Signed(m1.clone())).await;
-            // 2. a message signed for another round.
-            let wrong = ClientMsg::Decline { round: Round(99), reason: "x".into() };
-            let m2 = mallory.sign(
-                &challenge,
-                2,
-                start.round,
-                start.model_version,
-                encode(&wrong).unwrap(),
-            );
-            write_uplink(&mut s, &Uplink::Signed(m2)).await;
-            // 3. a replay of message 1: the session is closed.
-            write_uplink(&mut s, &Uplink::Signed(m1)).await;
-        })
+        tokio::spawn(async move { adversary::in_round(&addr, &ca, &mallory).await })
     };
     // Mallory is connected (and will be selected) before the honest quorum arrives.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -231,7 +134,7 @@ async fn honest_partners_finish_while_every_bad_input_is_refused() {
         let r = c.await.unwrap().unwrap();
         assert_eq!(r.rounds_included, 3, "{r:?}");
     }
-    mallory_task.await.unwrap();
+    assert!(mallory_task.await.unwrap().unwrap(), "the replay closes the session");
     let (report, events) = server.await.unwrap();
     let report = report.unwrap();
     let refused = report.refused.join("\n");

@@ -96,7 +96,7 @@ fn five_processes_federate_over_tls_and_survive_a_killed_client() {
     );
     assert_eq!(o.status.code(), Some(2), "re-enrolling with another key: {}", text(&o));
 
-    let (mut server, mut lines, addr) = serve(d, "state", "8", "3");
+    let (mut server, mut lines, addr) = serve(d, "state", "8", "3", "secagg");
 
     let mut clients: Vec<Child> = (0..5).map(|i| join(d, &addr, i)).collect();
     // Kill lab-4 once the federation is under way.
@@ -226,6 +226,7 @@ fn serve(
     state: &str,
     rounds: &str,
     min_clients: &str,
+    privacy: &str,
 ) -> (Reaper, std::io::Lines<BufReader<std::process::ChildStdout>>, String) {
     let mut server = Reaper(
         Command::new(server_bin())
@@ -246,9 +247,9 @@ fn serve(
                 "--min-clients",
                 min_clients,
                 "--privacy",
-                "secagg",
+                privacy,
                 "--dp-epsilon",
-                "30",
+                if privacy == "none" { "0" } else { "30" },
             ])
             .args(["--phase-timeout", "10", "--join-timeout", "60"])
             .current_dir(d)
@@ -311,7 +312,7 @@ fn a_killed_server_resumes_from_its_checkpoint_without_double_charging() {
         }
     }
     // An uninterrupted 6-round federation, for the budgets.
-    let (mut server, lines, addr) = serve(d, "reference", "6", "4");
+    let (mut server, lines, addr) = serve(d, "reference", "6", "4", "secagg");
     let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "reference", &addr, i)).collect();
     assert_eq!(
         lines
@@ -324,12 +325,12 @@ fn a_killed_server_resumes_from_its_checkpoint_without_double_charging() {
     drop(clients);
 
     // The same federation, with the server killed (SIGKILL) right after round 3.
-    let (server, mut lines, addr) = serve(d, "state", "6", "4");
+    let (server, mut lines, addr) = serve(d, "state", "6", "4", "secagg");
     let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "state", &addr, i)).collect();
     assert!(lines.by_ref().map(Result::unwrap).any(|l| l.starts_with("round   3")));
     drop(server);
     drop(clients);
-    let (mut server, lines, addr) = serve(d, "state", "6", "4");
+    let (mut server, lines, addr) = serve(d, "state", "6", "4", "secagg");
     let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "state", &addr, i)).collect();
     let out: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(server.0.wait().unwrap().success(), "{out:?}");
@@ -341,4 +342,121 @@ fn a_killed_server_resumes_from_its_checkpoint_without_double_charging() {
     let o = run(&server_bin(), &["audit", "verify", "state"], d);
     assert!(o.status.success() && text(&o).contains("7 records"), "{}", text(&o));
     assert_eq!(spent(d, "state"), spent(d, "reference"));
+}
+
+#[test]
+fn the_server_process_refuses_bad_clients_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 0..3 {
+        let id = format!("lab-{i}");
+        let o = run(
+            &client_bin(),
+            &["keygen", "--partner-id", &id, "--identity", &format!("{id}.key")],
+            d,
+        );
+        let key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        let o = run(
+            &server_bin(),
+            &["enrol", "--state", "state", "--partner-id", &id, "--public-key", &key],
+            d,
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let mut rng = fl_dp::csprng().unwrap();
+    let mallory =
+        fl_net::auth::Identity::generate(fl_core::PartnerId::new("mallory").unwrap(), &mut rng);
+    let o = run(
+        &server_bin(),
+        &[
+            "enrol",
+            "--state",
+            "state",
+            "--partner-id",
+            "mallory",
+            "--public-key",
+            &mallory.public_key_hex(),
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(
+        &client_bin(),
+        &["keygen", "--partner-id", "stranger", "--identity", "stranger.key"],
+        d,
+    );
+    assert!(o.status.success());
+
+    let (mut server, lines, addr) = serve(d, "state", "3", "3", "none");
+    let ca = d.join("state/tls/cert.pem");
+    let o = run(
+        &client_bin(),
+        &[
+            "join",
+            "--server",
+            &addr,
+            "--ca",
+            "state/tls/cert.pem",
+            "--identity",
+            "stranger.key",
+            "--dataset",
+            "digits",
+            "--hidden",
+            "16",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not enrolled"), "{}", text(&o));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for bytes in [&[7, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3][..], &(1u32 << 20).to_le_bytes()] {
+        assert!(rt.block_on(fl_net::adversary::garbage(&addr, &ca, bytes)).unwrap());
+    }
+    assert!(rt.block_on(fl_net::adversary::oversized(&addr, &ca, &mallory)).unwrap());
+    let in_round = {
+        let (addr, ca) = (addr.clone(), ca.clone());
+        rt.spawn(async move { fl_net::adversary::in_round(&addr, &ca, &mallory).await })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let clients: Vec<Reaper> = (0..3)
+        .map(|i| {
+            Reaper(
+                Command::new(client_bin())
+                    .args([
+                        "join",
+                        "--server",
+                        &addr,
+                        "--ca",
+                        "state/tls/cert.pem",
+                        "--identity",
+                        &format!("lab-{i}.key"),
+                    ])
+                    .args(["--dataset", "digits", "--hidden", "16", "--shard", &format!("{i}/3")])
+                    .current_dir(d)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let out: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(server.0.wait().unwrap().success(), "{out:?}");
+    for mut c in clients {
+        assert!(c.0.wait().unwrap().success());
+    }
+    assert!(rt.block_on(in_round).unwrap().unwrap(), "the replay closes mallory's session");
+    let log = out.join("\n");
+    assert_eq!(
+        out.iter().filter(|l| l.starts_with("round") && !l.contains("aborted")).count(),
+        3,
+        "{log}"
+    );
+    for needle in ["not enrolled", "non-finite", "signed round", "replayed", "exceeds", "malformed"]
+    {
+        assert!(
+            out.iter().any(|l| l.starts_with("refused") && l.contains(needle)),
+            "no refusal for {needle:?}:\n{log}"
+        );
+    }
 }
