@@ -35,26 +35,14 @@ pub(crate) fn compare(root: &Path, what: Option<&str>) -> Result<()> {
 fn dp(root: &Path) -> Result<()> {
     let python = anchor_python(root)?;
     let py = python.to_string_lossy().into_owned();
-    if !Command::new(&py).args(["-c", "import dp_accounting"]).status().is_ok_and(|s| s.success()) {
-        run(root, "anchor packages", &py, &["-m", "pip", "install", "-q", "dp-accounting"], &[])?;
-    }
+    ensure_packages(root, &py, "dp_accounting", &["dp-accounting"])?;
     let script = root.join("benches/anchors/bench_dp_accounting.py");
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg("7")
-        .current_dir(root)
-        .output()
-        .context("running dp-accounting")?;
-    if !out.status.success() {
-        bail!("dp-accounting bench failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let theirs: HashMap<String, f64> = String::from_utf8_lossy(&out.stdout)
+    let out = stdout_of(root, Command::new(&py).arg(&script).arg("7"), "dp-accounting bench")?;
+    let theirs: HashMap<String, f64> = out
         .lines()
         .filter_map(|l| {
             let task = l.split("\"task\": \"").nth(1)?.split('"').next()?.to_owned();
-            let med =
-                l.split("\"median_s\": ").nth(1)?.split([',', '}']).next()?.trim().parse().ok()?;
-            Some((task, med))
+            Some((task, json_number(l, "median_s")?))
         })
         .collect();
     run(
@@ -99,58 +87,28 @@ fn dp(root: &Path) -> Result<()> {
 fn train(root: &Path) -> Result<()> {
     let python = anchor_python(root)?;
     let py = python.to_string_lossy().into_owned();
-    if !Command::new(&py).args(["-c", "import torch"]).status().is_ok_and(|s| s.success()) {
-        run(root, "anchor packages", &py, &["-m", "pip", "install", "-q", "torch"], &[])?;
-    }
+    ensure_packages(root, &py, "torch", &["torch"])?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "batch sizes")]
     let parse = |text: &str| -> HashMap<u64, f64> {
         text.lines()
             .filter_map(|l| {
-                let b =
-                    l.split("\"batch\": ").nth(1)?.split([',', '}']).next()?.trim().parse().ok()?;
-                let e = l
-                    .split("\"examples_per_s\": ")
-                    .nth(1)?
-                    .split([',', '}'])
-                    .next()?
-                    .trim()
-                    .parse()
-                    .ok()?;
-                Some((b, e))
+                Some((json_number(l, "batch")? as u64, json_number(l, "examples_per_s")?))
             })
             .collect()
     };
     let script = root.join("benches/anchors/bench_torch_mlp.py");
-    let torch = Command::new(&py)
-        .arg(&script)
-        .arg("5")
-        .current_dir(root)
-        .output()
-        .context("running PyTorch")?;
-    if !torch.status.success() {
-        bail!("PyTorch bench failed: {}", String::from_utf8_lossy(&torch.stderr));
-    }
-    let ours = Command::new("cargo")
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "fl-benches",
+    let torch = stdout_of(root, Command::new(&py).arg(&script).arg("5"), "PyTorch bench")?;
+    let ours = stdout_of(
+        root,
+        Command::new("cargo").args(["run", "--release", "--quiet", "-p", "fl-benches"]).args([
             "--bin",
             "train_timing",
             "--",
             "5",
-        ])
-        .current_dir(root)
-        .output()
-        .context("running train_timing")?;
-    if !ours.status.success() {
-        bail!("train_timing failed: {}", String::from_utf8_lossy(&ours.stderr));
-    }
-    let (t, o) = (
-        parse(&String::from_utf8_lossy(&torch.stdout)),
-        parse(&String::from_utf8_lossy(&ours.stdout)),
-    );
+        ]),
+        "train_timing",
+    )?;
+    let (t, o) = (parse(&torch), parse(&ours));
     println!(
         "\n| MLP 784-128-10, batch | fl-train (examples/s) | PyTorch CPU, 2 threads | ratio | goal |\n|---|---:|---:|---:|---|"
     );
@@ -171,21 +129,16 @@ fn train(root: &Path) -> Result<()> {
 fn he(root: &Path) -> Result<()> {
     let python = anchor_python(root)?;
     let py = python.to_string_lossy().into_owned();
-    if !Command::new(&py).args(["-c", "import phe, gmpy2"]).status().is_ok_and(|s| s.success()) {
-        run(root, "anchor packages", &py, &["-m", "pip", "install", "-q", "phe", "gmpy2"], &[])?;
-    }
+    ensure_packages(root, &py, "phe, gmpy2", &["phe", "gmpy2"])?;
     let script = root.join("../shared/anchors/bench_phe.py");
-    let phe = Command::new(&py)
-        .arg(&script)
-        .args(["--bits", "2048", "--reps", "3", "--batch", "10", "--vec", "1000", "--nvec", "10"])
-        .args(["--keygen-runs", "3"])
-        .current_dir(root)
-        .output()
-        .context("running python-paillier")?;
-    if !phe.status.success() {
-        bail!("python-paillier bench failed: {}", String::from_utf8_lossy(&phe.stderr));
-    }
-    let phe_text = String::from_utf8_lossy(&phe.stdout).into_owned();
+    let phe_text = stdout_of(
+        root,
+        Command::new(&py)
+            .arg(&script)
+            .args(["--bits", "2048", "--reps", "3", "--batch", "10", "--vec", "1000"])
+            .args(["--nvec", "10", "--keygen-runs", "3"]),
+        "python-paillier bench",
+    )?;
     // "encrypt_int   0.008005 cpu-s/op   124.93 ops/s ..."
     let theirs = |op: &str| -> Result<f64> {
         phe_text
@@ -205,21 +158,18 @@ fn he(root: &Path) -> Result<()> {
         .and_then(|l| l.split("encrypt ").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
         .context("python-paillier printed no vector timing")?
         * 10.0;
-    let ours = Command::new("cargo")
-        .args(["run", "--release", "--quiet", "-p", "fl-benches", "--bin", "he_timing"])
-        .current_dir(root)
-        .output()
-        .context("running he_timing")?;
-    if !ours.status.success() {
-        bail!("he_timing failed: {}", String::from_utf8_lossy(&ours.stderr));
-    }
-    let ours_text = String::from_utf8_lossy(&ours.stdout).into_owned();
+    let ours_text = stdout_of(
+        root,
+        Command::new("cargo")
+            .args(["run", "--release", "--quiet", "-p", "fl-benches"])
+            .args(["--bin", "he_timing"]),
+        "he_timing",
+    )?;
     let field = |op: &str, key: &str| -> Result<f64> {
         ours_text
             .lines()
             .find(|l| l.contains(&format!("\"op\": \"{op}\"")))
-            .and_then(|l| l.split(&format!("\"{key}\": ")).nth(1)?.split([',', '}']).next())
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(|l| json_number(l, key))
             .with_context(|| format!("he_timing printed no {key} for {op}"))
     };
     println!(
@@ -272,32 +222,15 @@ fn flower(root: &Path) -> Result<()> {
     const ROUNDS: &str = "10";
     let python = anchor_python(root)?;
     let py = python.to_string_lossy().into_owned();
-    if !Command::new(&py)
-        .args(["-c", "import flwr, ray, torch"])
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        run(
-            root,
-            "anchor packages",
-            &py,
-            &["-m", "pip", "install", "-q", "flwr[simulation]", "torch"],
-            &[],
-        )?;
-    }
-    let out = Command::new(&py)
-        .arg(root.join("benches/anchors/flower_federation.py"))
-        .args(["--rounds", ROUNDS])
-        .current_dir(root)
-        .output()
-        .context("running Flower")?;
-    if !out.status.success() {
-        bail!("Flower simulation failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let field = |text: &str, key: &str| -> Option<f64> {
-        text.split(&format!("\"{key}\": ")).nth(1)?.split([',', '}']).next()?.trim().parse().ok()
-    };
+    ensure_packages(root, &py, "flwr, ray, torch", &["flwr[simulation]", "torch"])?;
+    let text = stdout_of(
+        root,
+        Command::new(&py)
+            .arg(root.join("benches/anchors/flower_federation.py"))
+            .args(["--rounds", ROUNDS]),
+        "Flower simulation",
+    )?;
+    let field = json_number;
     let flower_s = field(&text, "seconds_per_round").context("Flower printed no timing")?;
     let flower_acc = field(&text, "accuracy").unwrap_or(f64::NAN);
     run(root, "fl-server", "cargo", &["build", "--release", "-q", "-p", "fl-server"], &[])?;
@@ -347,6 +280,31 @@ fn flower(root: &Path) -> Result<()> {
         println!("| {label} | {s:.3} | {:.2} % | {:.1}× |", 100.0 * acc, flower_s / s);
     }
     Ok(())
+}
+
+/// Installs `packages` into the anchor interpreter unless `import` already works there.
+fn ensure_packages(root: &Path, py: &str, import: &str, packages: &[&str]) -> Result<()> {
+    let probe = format!("import {import}");
+    if !Command::new(py).args(["-c", &probe]).status().is_ok_and(|s| s.success()) {
+        let mut args = vec!["-m", "pip", "install", "-q"];
+        args.extend_from_slice(packages);
+        run(root, "anchor packages", py, &args, &[])?;
+    }
+    Ok(())
+}
+
+/// Runs `cmd` in `root` and returns its standard output, or fails with its standard error.
+fn stdout_of(root: &Path, cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd.current_dir(root).output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The number after `"key": ` in a line of JSON the benchmarks print.
+fn json_number(text: &str, key: &str) -> Option<f64> {
+    text.split(&format!("\"{key}\": ")).nth(1)?.split([',', '}', '\n']).next()?.trim().parse().ok()
 }
 
 fn anchor_python(root: &Path) -> Result<PathBuf> {

@@ -222,12 +222,7 @@ fn submit(
     let level = Sensitivity::from_level(sensitivity)?;
     let agreements = agreements.iter().map(|a| parse_agreement(a)).collect::<Result<Vec<_>>>()?;
     let suffix = if tier == 1 { ".spec.json" } else { ".features.json" };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(specs)
-        .with_context(|| format!("reading {}", specs.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(suffix))
-        .collect();
-    paths.sort();
+    let paths = fl_tiers::inspect::files_ending_with(specs, suffix)?;
     if paths.is_empty() {
         bail!("{}: no {suffix} files", specs.display());
     }
@@ -310,38 +305,29 @@ fn parse_agreement(s: &str) -> Result<Agreement> {
 
 fn extract(tier: u8, corpus: &Path, output: &Path, dp: Option<(f64, f64, f64)>) -> Result<()> {
     let report = fl_tiers::spec::extract_dir(corpus, output)?;
-    if report.written == 0 {
+    if report.specs.is_empty() {
         bail!("{}: no .txt protocols found", corpus.display());
     }
     #[allow(clippy::cast_precision_loss, reason = "file counts")]
-    let rate = report.written as f64 / report.seconds.max(1e-9);
+    let rate = report.specs.len() as f64 / report.seconds.max(1e-9);
     println!(
         "tier 1: {} ProtocolSpec files in {} ({:.2} s, {rate:.0} protocols/s)",
-        report.written,
+        report.specs.len(),
         output.display(),
         report.seconds
     );
     if tier == 2 {
         let mut rng = fl_dp::csprng()?;
-        let mut n = 0;
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(output)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().ends_with(".spec.json"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            let spec = ProtocolSpec::from_json(&std::fs::read_to_string(&p)?)
-                .with_context(|| format!("reading {}", p.display()))?;
-            let mut fv = features(&spec);
+        for (stem, spec) in &report.specs {
+            let mut fv = features(spec);
             if let Some((epsilon, delta, clip)) = dp {
                 fv = privatize(&fv, epsilon, delta, clip, &mut rng)?;
             }
-            let name =
-                p.to_string_lossy().trim_end_matches(".spec.json").to_owned() + ".features.json";
-            std::fs::write(&name, serde_json::to_string(&fv)?)
-                .with_context(|| format!("writing {name}"))?;
-            n += 1;
+            let path = output.join(format!("{stem}.features.json"));
+            std::fs::write(&path, serde_json::to_string(&fv)?)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
+        let n = report.specs.len();
         let dp_note = dp.map_or_else(
             || "no local DP".to_owned(),
             |(e, d, c)| format!("local DP ε = {e}, δ = {d}, C = {c}"),

@@ -18,6 +18,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::state::{hex, unhex, write_json_atomic};
 use crate::{Error, Result};
 
 const AUTH_DOMAIN: &[u8] = b"mshale-fl/v1/auth";
@@ -100,22 +101,6 @@ impl std::fmt::Debug for Identity {
 struct IdentityFile {
     partner_id: String,
     secret_key_hex: String,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let s = s.trim();
-    if s.len() != 2 * N || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Parses a hex ed25519 public key (64 hex digits), rejecting invalid points.
@@ -288,13 +273,7 @@ impl Registry {
                 .map(|(p, k)| (p.as_str().to_owned(), hex(k.as_bytes())))
                 .collect(),
         };
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(&file).map_err(|e| Error::Malformed(e.to_string()))?,
-        )?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
+        write_json_atomic(path, &file)
     }
 
     /// Enrolled partners.

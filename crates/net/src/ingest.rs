@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::frame::FrameDecoder;
 use crate::network::{TlsFiles, raw_tls, recv_frame, send_frame, server_acceptor};
+use crate::state::{hex, unhex, write_atomic, write_json_atomic};
 use crate::{Error, Result};
 
 /// Largest submission frame.
@@ -85,10 +86,6 @@ pub enum IngestReply {
     },
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The server's API keys: partner → SHA-256 of the key (`apikeys.json`).
 #[derive(Debug, Default)]
 pub struct ApiKeys {
@@ -115,15 +112,9 @@ impl ApiKeys {
                 f.sha256
                     .into_iter()
                     .map(|(p, h)| {
-                        let bytes: Vec<u8> = (0..h.len() / 2)
-                            .filter_map(|i| {
-                                h.get(2 * i..2 * i + 2).and_then(|x| u8::from_str_radix(x, 16).ok())
-                            })
-                            .collect();
-                        let arr: [u8; 32] = bytes
-                            .try_into()
-                            .map_err(|_| Error::Auth(format!("bad key hash for {p}")))?;
-                        Ok((PartnerId::new(p)?, arr))
+                        let hash = unhex::<32>(&h)
+                            .ok_or_else(|| Error::Auth(format!("bad key hash for {p}")))?;
+                        Ok((PartnerId::new(p)?, hash))
                     })
                     .collect::<Result<_>>()?
             }
@@ -142,23 +133,12 @@ impl ApiKeys {
     pub fn issue(&mut self, partner: PartnerId) -> Result<Zeroizing<String>> {
         let mut raw = Zeroizing::new([0u8; 32]);
         rand::Rng::fill_bytes(&mut fl_dp::csprng()?, raw.as_mut());
-        let key = Zeroizing::new(raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let key = Zeroizing::new(hex(raw.as_ref()));
         self.hashes.insert(partner, Sha256::digest(key.as_bytes()).into());
         let file = ApiKeyFile {
-            sha256: self
-                .hashes
-                .iter()
-                .map(|(p, h)| {
-                    (p.as_str().to_owned(), h.iter().map(|b| format!("{b:02x}")).collect())
-                })
-                .collect(),
+            sha256: self.hashes.iter().map(|(p, h)| (p.as_str().to_owned(), hex(h))).collect(),
         };
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(&file).map_err(|e| Error::Malformed(e.to_string()))?,
-        )?;
-        std::fs::rename(&tmp, &self.path)?;
+        write_json_atomic(&self.path, &file)?;
         Ok(key)
     }
 
@@ -204,19 +184,12 @@ pub fn handle(keys: &ApiKeys, root: &Path, req: IngestRequest) -> Result<IngestR
         Err(e) => return Ok(IngestReply::Refused { reason: e.to_string() }),
     };
     let json = serde_json::to_vec_pretty(&outbound).map_err(|e| Error::Malformed(e.to_string()))?;
-    let sha256 = sha256_hex(&json);
+    let sha256 = hex(&Sha256::digest(&json));
     let dir = root.join(partner.as_str());
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{}-{sha256}.json", outbound.artifact().kind()));
     if !path.exists() {
-        let tmp = dir.join(format!(".{sha256}.tmp"));
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &json)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&dir)?.sync_all()?;
+        write_atomic(&path, &json)?;
     }
     Ok(IngestReply::Stored { sha256 })
 }

@@ -14,6 +14,7 @@ pub mod network;
 pub mod participant;
 pub mod report;
 pub mod simulation;
+mod state;
 
 pub use config::{AggregatorKind, DpSetting, FederationConfig, PrivacyMode};
 pub use coordinator::{Advance, Coordinator, RoundSummary};

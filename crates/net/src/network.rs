@@ -34,6 +34,7 @@ use crate::auth::{
 use crate::coordinator::{Advance, Coordinator, Outbox};
 use crate::frame::{FrameDecoder, encode_frame};
 use crate::messages::{ClientMsg, ServerMsg, decode, encode};
+use crate::state::{now_ms, save_checkpoint, write_json_atomic};
 use crate::{Error, FederationConfig, Participant, Result};
 
 /// Largest handshake frame (an auth response is ~150 bytes).
@@ -375,12 +376,6 @@ async fn connection(
     writer.abort();
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 struct Links {
     by_partner: BTreeMap<PartnerId, (u64, mpsc::UnboundedSender<Downlink>)>,
     /// Partners added to the coordinator (they stay known across reconnects).
@@ -652,14 +647,7 @@ struct Progress {
 }
 
 fn save_progress(dir: &Path, completed: Round) -> Result<()> {
-    let tmp = dir.join("progress.json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(&Progress { completed: completed.0 })
-            .map_err(|e| Error::Malformed(e.to_string()))?,
-    )?;
-    std::fs::rename(&tmp, dir.join("progress.json"))?;
-    Ok(())
+    write_json_atomic(&dir.join("progress.json"), &Progress { completed: completed.0 })
 }
 
 /// How a restarted server picked up its state.
@@ -754,13 +742,6 @@ fn open_state(cfg: &ServeConfig, audit_path: &Path) -> Result<(Coordinator, Opti
     ))
 }
 
-fn save_checkpoint(model: &ModelParams<f32>, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
-    fl_core::save_safetensors(model, &tmp)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
 /// Client settings.
 #[derive(Debug)]
 pub struct JoinConfig {
@@ -800,14 +781,12 @@ pub async fn join(
     identity: &Identity,
     participant: &mut Participant,
 ) -> Result<JoinReport> {
-    let connector = client_tls(&cfg.ca)?;
-    let tcp = timed("connect", Duration::from_secs(10), async {
-        Ok(TcpStream::connect(&cfg.server).await?)
-    })
+    let tls = timed(
+        "connecting",
+        Duration::from_secs(10),
+        raw_tls(&cfg.server, &cfg.server_name, &cfg.ca),
+    )
     .await?;
-    let name =
-        ServerName::try_from(cfg.server_name.clone()).map_err(|e| Error::Tls(e.to_string()))?;
-    let tls = connector.connect(name, tcp).await.map_err(|e| Error::Tls(e.to_string()))?;
     let (mut rd, mut wr) = tokio::io::split(tls);
     let mut dec = FrameDecoder::new(cfg.max_frame);
     macro_rules! next {
@@ -878,8 +857,8 @@ pub async fn join(
     }
 }
 
-/// Opens a raw connection and completes only the TLS handshake: for tests and tools that need
-/// to send hand-made frames.
+/// Opens a connection and completes the TLS handshake (and nothing more): used by [`join`],
+/// [`crate::ingest::submit`] and the [`crate::adversary`] clients.
 ///
 /// # Errors
 ///

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::coordinator::{Advance, Coordinator, Outbox};
 use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode_frame};
 use crate::messages::{ClientMsg, ServerMsg, decode, encode};
+use crate::state::{now_ms, save_checkpoint};
 use crate::{Error, FederationConfig, Participant, PrivacyMode, Result};
 
 /// Shipped datasets a simulation can use.
@@ -224,13 +225,6 @@ pub struct SimulationReport {
     pub rejected_messages: usize,
     /// Total wall-clock seconds.
     pub seconds: f64,
-}
-
-/// Milliseconds since the Unix epoch (for audit timestamps).
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Sends a message across the in-memory "wire": encode, frame, unframe, decode.
@@ -438,7 +432,7 @@ pub fn simulate(
             },
             None => {
                 let eval = evaluate(&model, coordinator.global(), &test_set)?;
-                save_checkpoint(&coordinator, &state.checkpoint)?;
+                save_checkpoint(coordinator.global(), &state.checkpoint)?;
                 let (eps_max, eps_mean) = epsilon_stats(&coordinator, &participants)?;
                 RoundReport {
                     round: summary.0,
@@ -688,12 +682,4 @@ fn prepare_state_dir(dir: &Path) -> Result<StatePaths> {
         }
     }
     Ok(paths)
-}
-
-fn save_checkpoint(coordinator: &Coordinator, path: &Path) -> Result<()> {
-    // Write then rename, so a crash never leaves a torn checkpoint.
-    let tmp = path.with_extension("safetensors.tmp");
-    fl_core::save_safetensors(coordinator.global(), &tmp)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }

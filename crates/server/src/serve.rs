@@ -11,6 +11,23 @@ use fl_net::simulation::{SimDataset, load};
 use crate::Failure;
 use crate::args::FederationArgs;
 
+/// A certificate and key for the TLS listener; without them a self-signed pair in STATE/tls.
+#[derive(Args, Debug)]
+struct TlsArgs {
+    /// TLS certificate (PEM); default: a self-signed one in STATE/tls.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn files(&self) -> Option<TlsFiles> {
+        self.tls_cert.clone().zip(self.tls_key.clone()).map(|(cert, key)| TlsFiles { cert, key })
+    }
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
@@ -33,12 +50,8 @@ pub(crate) struct ServeArgs {
     /// Initial model (safetensors); default: a fresh MLP for --dataset and --hidden.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// TLS certificate (PEM); default: a self-signed one in STATE/tls.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Seconds to wait for the quorum to connect.
     #[arg(long, default_value_t = 300)]
     join_timeout: u64,
@@ -68,11 +81,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
         state_dir: args.state.clone(),
         federation,
         initial,
-        tls: args
-            .tls_cert
-            .clone()
-            .zip(args.tls_key.clone())
-            .map(|(cert, key)| TlsFiles { cert, key }),
+        tls: args.tls.files(),
         join_timeout: Duration::from_secs(args.join_timeout),
         phase_timeout: Duration::from_secs(args.phase_timeout),
         max_frame: args.max_frame_mib.saturating_mul(1 << 20),
@@ -164,18 +173,14 @@ pub(crate) struct IngestArgs {
     /// State directory (`apikeys.json`, `submissions/`, `tls/`).
     #[arg(long, default_value = "fl-state")]
     state: PathBuf,
-    /// TLS certificate (PEM); default: the self-signed one in STATE/tls.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 pub(crate) fn ingest(args: &IngestArgs) -> Result<(), Failure> {
     std::fs::create_dir_all(&args.state)?;
-    let tls = match args.tls_cert.clone().zip(args.tls_key.clone()) {
-        Some((cert, key)) => TlsFiles { cert, key },
+    let tls = match args.tls.files() {
+        Some(files) => files,
         None => fl_net::network::self_signed(&args.state)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

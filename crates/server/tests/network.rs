@@ -31,6 +31,29 @@ fn client_bin() -> PathBuf {
     server_bin().with_file_name(format!("fl-client{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// Creates identities `lab-0.key` … with `fl-client keygen` and enrols them in each state
+/// directory with `fl-server enrol`.
+fn enrol_labs(d: &Path, n: usize, states: &[&str]) {
+    for i in 0..n {
+        let id = format!("lab-{i}");
+        let o = run(
+            &client_bin(),
+            &["keygen", "--partner-id", &id, "--identity", &format!("{id}.key")],
+            d,
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        for state in states {
+            let o = run(
+                &server_bin(),
+                &["enrol", "--state", state, "--partner-id", &id, "--public-key", &key],
+                d,
+            );
+            assert!(o.status.success(), "{}", text(&o));
+        }
+    }
+}
+
 /// Kills a child process when dropped, so a failing assertion never leaves a server running.
 struct Reaper(Child);
 
@@ -49,19 +72,12 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn join(dir: &Path, addr: &str, i: usize) -> Child {
-    let shard = format!("{i}/5");
+/// `fl-client join` as `lab-{i}` with shard `i/n` of digits, trusting `state`'s certificate.
+fn join(dir: &Path, state: &str, addr: &str, i: usize, n: usize) -> Child {
     Command::new(client_bin())
-        .args([
-            "join",
-            "--server",
-            addr,
-            "--ca",
-            "state/tls/cert.pem",
-            "--identity",
-            &format!("lab-{i}.key"),
-        ])
-        .args(["--dataset", "digits", "--hidden", "16", "--shard", &shard, "--idle-timeout", "60"])
+        .args(["join", "--server", addr, "--ca", &format!("{state}/tls/cert.pem")])
+        .args(["--identity", &format!("lab-{i}.key"), "--dataset", "digits", "--hidden", "16"])
+        .args(["--shard", &format!("{i}/{n}"), "--idle-timeout", "60"])
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -73,22 +89,7 @@ fn join(dir: &Path, addr: &str, i: usize) -> Child {
 fn five_processes_federate_over_tls_and_survive_a_killed_client() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for i in 0..5 {
-        let id = format!("lab-{i}");
-        let o = run(
-            &client_bin(),
-            &["keygen", "--partner-id", &id, "--identity", &format!("{id}.key")],
-            d,
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        let key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-        let o = run(
-            &server_bin(),
-            &["enrol", "--state", "state", "--partner-id", &id, "--public-key", &key],
-            d,
-        );
-        assert!(o.status.success(), "{}", text(&o));
-    }
+    enrol_labs(d, 5, &["state"]);
     let o = run(
         &server_bin(),
         &["enrol", "--state", "state", "--partner-id", "lab-0", "--public-key", &"ab".repeat(32)],
@@ -98,7 +99,7 @@ fn five_processes_federate_over_tls_and_survive_a_killed_client() {
 
     let (mut server, mut lines, addr) = serve(d, "state", "8", "3", "secagg");
 
-    let mut clients: Vec<Child> = (0..5).map(|i| join(d, &addr, i)).collect();
+    let mut clients: Vec<Child> = (0..5).map(|i| join(d, "state", &addr, i, 5)).collect();
     // Kill lab-4 once the federation is under way.
     let mut out = Vec::new();
     for line in lines.by_ref() {
@@ -265,21 +266,6 @@ fn serve(
     (server, lines, addr)
 }
 
-fn join_state(d: &Path, state: &str, addr: &str, i: usize) -> Reaper {
-    let shard = format!("{i}/4");
-    Reaper(
-        Command::new(client_bin())
-            .args(["join", "--server", addr, "--ca", &format!("{state}/tls/cert.pem")])
-            .args(["--identity", &format!("lab-{i}.key"), "--dataset", "digits", "--hidden", "16"])
-            .args(["--shard", &shard, "--idle-timeout", "60"])
-            .current_dir(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
 fn spent(d: &Path, state: &str) -> Vec<String> {
     let o = run(&server_bin(), &["budget", "--state", state], d);
     assert!(o.status.success(), "{}", text(&o));
@@ -294,26 +280,10 @@ fn spent(d: &Path, state: &str) -> Vec<String> {
 fn a_killed_server_resumes_from_its_checkpoint_without_double_charging() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for i in 0..4 {
-        let id = format!("lab-{i}");
-        let o = run(
-            &client_bin(),
-            &["keygen", "--partner-id", &id, "--identity", &format!("{id}.key")],
-            d,
-        );
-        let key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-        for state in ["state", "reference"] {
-            let o = run(
-                &server_bin(),
-                &["enrol", "--state", state, "--partner-id", &id, "--public-key", &key],
-                d,
-            );
-            assert!(o.status.success(), "{}", text(&o));
-        }
-    }
+    enrol_labs(d, 4, &["state", "reference"]);
     // An uninterrupted 6-round federation, for the budgets.
     let (mut server, lines, addr) = serve(d, "reference", "6", "4", "secagg");
-    let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "reference", &addr, i)).collect();
+    let clients: Vec<Reaper> = (0..4).map(|i| Reaper(join(d, "reference", &addr, i, 4))).collect();
     assert_eq!(
         lines
             .map(Result::unwrap)
@@ -326,12 +296,12 @@ fn a_killed_server_resumes_from_its_checkpoint_without_double_charging() {
 
     // The same federation, with the server killed (SIGKILL) right after round 3.
     let (server, mut lines, addr) = serve(d, "state", "6", "4", "secagg");
-    let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "state", &addr, i)).collect();
+    let clients: Vec<Reaper> = (0..4).map(|i| Reaper(join(d, "state", &addr, i, 4))).collect();
     assert!(lines.by_ref().map(Result::unwrap).any(|l| l.starts_with("round   3")));
     drop(server);
     drop(clients);
     let (mut server, lines, addr) = serve(d, "state", "6", "4", "secagg");
-    let clients: Vec<Reaper> = (0..4).map(|i| join_state(d, "state", &addr, i)).collect();
+    let clients: Vec<Reaper> = (0..4).map(|i| Reaper(join(d, "state", &addr, i, 4))).collect();
     let out: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(server.0.wait().unwrap().success(), "{out:?}");
     drop(clients);
@@ -348,21 +318,7 @@ fn a_killed_server_resumes_from_its_checkpoint_without_double_charging() {
 fn the_server_process_refuses_bad_clients_and_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for i in 0..3 {
-        let id = format!("lab-{i}");
-        let o = run(
-            &client_bin(),
-            &["keygen", "--partner-id", &id, "--identity", &format!("{id}.key")],
-            d,
-        );
-        let key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-        let o = run(
-            &server_bin(),
-            &["enrol", "--state", "state", "--partner-id", &id, "--public-key", &key],
-            d,
-        );
-        assert!(o.status.success(), "{}", text(&o));
-    }
+    enrol_labs(d, 3, &["state"]);
     let mut rng = fl_dp::csprng().unwrap();
     let mallory =
         fl_net::auth::Identity::generate(fl_core::PartnerId::new("mallory").unwrap(), &mut rng);
@@ -418,28 +374,7 @@ fn the_server_process_refuses_bad_clients_and_keeps_serving() {
         rt.spawn(async move { fl_net::adversary::in_round(&addr, &ca, &mallory).await })
     };
     std::thread::sleep(Duration::from_millis(500));
-    let clients: Vec<Reaper> = (0..3)
-        .map(|i| {
-            Reaper(
-                Command::new(client_bin())
-                    .args([
-                        "join",
-                        "--server",
-                        &addr,
-                        "--ca",
-                        "state/tls/cert.pem",
-                        "--identity",
-                        &format!("lab-{i}.key"),
-                    ])
-                    .args(["--dataset", "digits", "--hidden", "16", "--shard", &format!("{i}/3")])
-                    .current_dir(d)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            )
-        })
-        .collect();
+    let clients: Vec<Reaper> = (0..3).map(|i| Reaper(join(d, "state", &addr, i, 3))).collect();
     let out: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(server.0.wait().unwrap().success(), "{out:?}");
     for mut c in clients {

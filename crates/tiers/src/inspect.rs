@@ -47,6 +47,21 @@ fn decision(
     authorize(artifact, level, agreements).map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// The files in `dir` (not recursive) whose names end with `suffix`, sorted.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the directory cannot be listed.
+pub fn files_ending_with(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 /// Inspects every `*.spec.json` in `dir` at `level` with `agreements`. Bad files are reported
 /// per file, not fatal.
 ///
@@ -59,12 +74,7 @@ pub fn inspect(
     agreements: &[Agreement],
     show_features: bool,
 ) -> Result<InspectReport> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".spec.json"))
-        .collect();
-    paths.sort();
+    let paths = files_ending_with(dir, ".spec.json")?;
     let names = dimension_names();
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {

@@ -368,8 +368,8 @@ pub fn extract(text: &str) -> Result<ProtocolSpec> {
 /// What [`extract_dir`] did.
 #[derive(Clone, Debug, Default)]
 pub struct ExtractReport {
-    /// Specs written.
-    pub written: usize,
+    /// Each protocol's file stem and its spec (written as `<stem>.spec.json`).
+    pub specs: Vec<(String, ProtocolSpec)>,
     /// Total input characters.
     pub chars: usize,
     /// Seconds spent extracting (excluding file I/O).
@@ -405,9 +405,7 @@ pub fn extract_dir(corpus: &Path, output: &Path) -> Result<ExtractReport> {
         std::fs::write(&tmp, spec.to_json()?).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     }
-    Ok(ExtractReport {
-        written: specs.len(),
-        chars: texts.iter().map(|(_, t)| t.len()).sum(),
-        seconds,
-    })
+    let chars = texts.iter().map(|(_, t)| t.len()).sum();
+    let specs = texts.into_iter().map(|(stem, _)| stem).zip(specs).collect();
+    Ok(ExtractReport { specs, chars, seconds })
 }

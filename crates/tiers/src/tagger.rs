@@ -81,8 +81,9 @@ pub(crate) fn normalize(word: &str) -> String {
         .collect()
 }
 
-/// Tag-independent features of every token.
-fn static_features(tokens: &[Token]) -> Vec<Vec<u64>> {
+/// Tag-independent features of every token, and the hash of each token's normalized word
+/// (which the previous-tag features combine with).
+fn static_features(tokens: &[Token]) -> (Vec<Vec<u64>>, Vec<u64>) {
     let lower: Vec<String> = tokens.iter().map(|t| normalize(&t.text)).collect();
     let shapes: Vec<String> = tokens.iter().map(|t| shape(&t.text)).collect();
     let word = |i: isize| -> &str {
@@ -139,13 +140,25 @@ fn static_features(tokens: &[Token]) -> Vec<Vec<u64>> {
         out.push(f);
         line_pos += 1;
     }
-    out
+    let words = lower.iter().map(|w| fnv(1, &[w])).collect();
+    (out, words)
 }
 
 /// Features that depend on the previous tag (first order, so Viterbi is exact).
 fn tag_features(prev: usize, word_hash: u64) -> [u64; 2] {
-    let p = prev.to_string();
-    [fnv(30, &[&p]), fnv(32, &[&p]) ^ word_hash.rotate_left(17)]
+    // The per-tag hashes are needed for every (token, previous tag) pair Viterbi visits:
+    // compute them once (tags are fewer than 256).
+    static TAGS: std::sync::OnceLock<Vec<[u64; 2]>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        (0..256usize)
+            .map(|p| {
+                let p = p.to_string();
+                [fnv(30, &[&p]), fnv(32, &[&p])]
+            })
+            .collect()
+    });
+    let [a, b] = tags[prev];
+    [a, b ^ word_hash.rotate_left(17)]
 }
 
 /// Read access to weights, dense while training and sparse once trained.
@@ -387,9 +400,9 @@ impl Tagger {
             .iter()
             .map(|d| {
                 let tokens = tokenize(&d.text);
-                let words = tokens.iter().map(|t| fnv(1, &[&normalize(&t.text)])).collect();
                 let gold = gold_tags(&tokens, &d.entities, &kinds);
-                (static_features(&tokens), words, gold, segments(&tokens))
+                let (stat, words) = static_features(&tokens);
+                (stat, words, gold, segments(&tokens))
             })
             .collect();
         let mut trainer = Trainer {
@@ -446,8 +459,7 @@ impl Tagger {
     #[must_use]
     pub fn tag(&self, text: &str) -> Vec<Entity> {
         let tokens = tokenize(text);
-        let stat = static_features(&tokens);
-        let words: Vec<u64> = tokens.iter().map(|t| fnv(1, &[&normalize(&t.text)])).collect();
+        let (stat, words) = static_features(&tokens);
         let n = n_tags(self.kinds.len());
         let mut tags = Vec::with_capacity(tokens.len());
         for (a, b) in segments(&tokens) {
