@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use fl_he::{Obfuscator, Packing, PrivateKey, vector};
+use fl_he::{Obfuscator, Packing, PrivateKey, ThresholdKey, vector};
 use num_bigint::{BigInt, BigUint};
 use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
@@ -43,8 +43,32 @@ fn rate(name: &str, batch: usize, f: impl Fn(usize) + Sync) {
     );
 }
 
+/// Threshold decryption at 2048 bits: dealing (safe primes), decryption shares, combining.
+fn threshold(rng: &mut ChaCha20Rng) -> anyhow::Result<()> {
+    let (parties, t_needed) = (10, 6);
+    let t = Instant::now();
+    let (key, shares) = ThresholdKey::deal(2048, parties, t_needed, rng)?;
+    println!(
+        "{{\"op\": \"threshold_deal_2048_{parties}_{t_needed}\", \"seconds\": {:.1}}}",
+        t.elapsed().as_secs_f64()
+    );
+    let cts: Vec<_> = (0..16u64)
+        .map(|i| key.public.encrypt_raw(&BigUint::from(i * 1_000_003), rng))
+        .collect::<Result<_, _>>()?;
+    rate("threshold_decrypt_share", 16, |i| drop(shares[0].decrypt_share(&key, &cts[i % 16])));
+    let by_ct: Vec<Vec<_>> = cts
+        .iter()
+        .map(|c| shares[..t_needed as usize].iter().map(|s| s.decrypt_share(&key, c)).collect())
+        .collect::<Result<_, _>>()?;
+    rate("threshold_combine", 16, |i| drop(key.combine(&by_ct[i % 16])));
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let mut rng = ChaCha20Rng::from_rng(&mut rand::rng());
+    if std::env::args().nth(1).as_deref() == Some("threshold") {
+        return threshold(&mut rng);
+    }
     let mut keygen: Vec<f64> = (0..3)
         .map(|_| {
             let t = Instant::now();

@@ -88,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             phase_timeout: Duration::from_secs(600),
             max_frame: 64 << 20,
             evaluation: Some((model.clone(), test)),
+            paillier: None,
         };
         let started = Instant::now();
         let server = tokio::spawn(async move {

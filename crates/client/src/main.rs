@@ -150,6 +150,9 @@ struct JoinArgs {
     /// Seconds to wait for the server's next message.
     #[arg(long, default_value_t = 600)]
     idle_timeout: u64,
+    /// This partner's threshold Paillier key file (from the dealer; --privacy paillier).
+    #[arg(long)]
+    paillier_key: Option<PathBuf>,
 }
 
 fn join(args: &JoinArgs) -> Result<()> {
@@ -169,6 +172,9 @@ fn join(args: &JoinArgs) -> Result<()> {
     let model = fl_train::Mlp::new(&widths)?;
     let mut participant =
         fl_net::Participant::new(identity.partner().clone(), model, data, fl_dp::csprng()?)?;
+    if let Some(path) = &args.paillier_key {
+        participant = participant.with_paillier(fl_net::paillier::load_party_key(path)?);
+    }
     let cfg = fl_net::network::JoinConfig {
         server: args.server.clone(),
         server_name: args.server_name.clone(),

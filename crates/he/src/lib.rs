@@ -16,4 +16,4 @@ pub use error::{Error, Result};
 pub use keys::{Ciphertext, PrivateKey, PublicKey};
 pub use obfuscator::Obfuscator;
 pub use packing::{PackedVector, Packing};
-pub use threshold::{DecryptionShare, KeyShare, ThresholdKey};
+pub use threshold::{DecryptionShare, KeyShare, PartyKey, ThresholdKey};

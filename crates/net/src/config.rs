@@ -18,6 +18,9 @@ pub enum PrivacyMode {
     SecAgg,
     /// SecAgg+ on a Harary graph with parameters from the finder.
     SecAggPlus,
+    /// Packed updates encrypted under a threshold Paillier key; the server adds ciphertexts
+    /// and t partners decrypt the sum ([`crate::paillier`]).
+    Paillier,
 }
 
 impl PrivacyMode {
@@ -28,10 +31,11 @@ impl PrivacyMode {
             Self::None => "none",
             Self::SecAgg => "secagg",
             Self::SecAggPlus => "secagg+",
+            Self::Paillier => "paillier",
         }
     }
 
-    /// Parses `none`, `secagg`, `secagg+`. (`paillier` arrives with fl-he.)
+    /// Parses `none`, `secagg`, `secagg+`, `paillier`.
     ///
     /// # Errors
     ///
@@ -41,9 +45,10 @@ impl PrivacyMode {
             "none" | "plaintext" => Ok(Self::None),
             "secagg" => Ok(Self::SecAgg),
             "secagg+" | "secagg-plus" => Ok(Self::SecAggPlus),
+            "paillier" => Ok(Self::Paillier),
             other => Err(Error::config(
                 "privacy",
-                format!("unknown mode {other:?}; use none, secagg or secagg+"),
+                format!("unknown mode {other:?}; use none, secagg, secagg+ or paillier"),
             )),
         }
     }
@@ -340,6 +345,12 @@ mod tests {
         c.min_clients = 5;
         assert!(c.validate().is_err());
         assert!(AggregatorKind::parse("krumm", 0.0, 1, 0.1).is_err());
-        assert!(PrivacyMode::parse("paillier").is_err());
+        assert!(PrivacyMode::parse("paillier").is_ok_and(PrivacyMode::is_secure));
+        assert!(PrivacyMode::parse("he").is_err());
+        let mut c = base();
+        c.privacy = PrivacyMode::Paillier;
+        c.aggregator = AggregatorKind::Median;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("median") && e.contains("paillier"), "{e}");
     }
 }

@@ -16,6 +16,7 @@ use fl_audit::{AuditLog, Digest, Entry, Extension, PrivacyCharge, RoundEntry};
 use fl_core::codec::{DecodeOptions, decode_params, encode_params};
 use fl_core::{Aggregator, ClientUpdate, ModelParams, ModelSpec, ModelVersion, PartnerId, Round};
 use fl_dp::{DpEvent, Ledger, PrivacyBudget, Reservation, calibrate_noise_multiplier};
+use fl_he::{DecryptionShare, PackedVector, Packing};
 use fl_secagg::{
     Adversary, ClientId, Graph, Params, Quantizer, SecAggServer, ServerPhase, SessionId,
     find_graph_params,
@@ -23,9 +24,11 @@ use fl_secagg::{
 use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 
-use crate::config::{DpSetting, FederationConfig};
+use crate::config::{DpSetting, FederationConfig, PrivacyMode};
 use crate::messages::{ClientMsg, DpSgdTask, Protection, RoundStart, ServerMsg, TrainTask};
+use crate::paillier::PaillierSetup;
 use crate::{Error, Result};
 
 /// Messages for partners.
@@ -51,6 +54,17 @@ struct Partner {
 enum Collect {
     Plain { updates: BTreeMap<PartnerId, (u64, ModelParams<f32>)> },
     Secure { server: Box<SecAggServer>, ids: BTreeMap<PartnerId, ClientId>, quantizer: Quantizer },
+    Paillier(Box<PaillierRound>),
+}
+
+/// A Paillier round: encrypted updates are collected, added, and the sum's decryption shares
+/// collected from the contributing partners that hold a key share.
+struct PaillierRound {
+    packing: Packing,
+    updates: BTreeMap<PartnerId, PackedVector>,
+    /// Set once the updates are summed: the partners in the sum and the sum itself.
+    decrypting: Option<(Vec<PartnerId>, PackedVector)>,
+    shares: BTreeMap<PartnerId, Vec<DecryptionShare>>,
 }
 
 struct RoundState {
@@ -119,6 +133,7 @@ pub struct Coordinator {
     offline: BTreeSet<PartnerId>,
     rng: ChaCha20Rng,
     decode: DecodeOptions,
+    paillier: Option<PaillierSetup>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -165,8 +180,37 @@ impl Coordinator {
             offline: BTreeSet::new(),
             rng,
             decode: DecodeOptions::default(),
+            paillier: None,
             config,
         })
+    }
+
+    /// Attaches the public threshold key of the Paillier privacy mode (required before the
+    /// first round in that mode).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the federation is not in Paillier mode, the setup is inconsistent,
+    /// or its threshold exceeds the clients per round (no round could ever be decrypted).
+    pub fn set_paillier(&mut self, setup: PaillierSetup) -> Result<()> {
+        if self.config.privacy != PrivacyMode::Paillier {
+            return Err(Error::config(
+                "paillier-key",
+                format!("given, but the privacy mode is {}", self.config.privacy.name()),
+            ));
+        }
+        setup.validate()?;
+        if setup.key.threshold as usize > self.config.clients_per_round {
+            return Err(Error::config(
+                "paillier-key",
+                format!(
+                    "{} decryption shares needed, but only {} clients take part in a round",
+                    setup.key.threshold, self.config.clients_per_round
+                ),
+            ));
+        }
+        self.paillier = Some(setup);
+        Ok(())
     }
 
     /// Marks a partner reachable or not: partners that are not are left out of the next
@@ -407,10 +451,31 @@ impl Coordinator {
             .map_err(|_| Error::config("clients", "too many for one round"))?;
         let range =
             self.config.update_clip.ok_or_else(|| Error::config("update-clip", "required"))?;
+        if self.config.privacy == PrivacyMode::Paillier {
+            let setup = self.paillier.as_ref().ok_or_else(|| {
+                Error::config("paillier-key", "the Paillier mode needs the threshold public key")
+            })?;
+            let max_terms = u64::from(n);
+            let value_bits = self.config.quantization_bits;
+            let packing = Packing::new(&setup.key.public, range, u32::from(value_bits), max_terms)?;
+            let protection = Protection::Paillier {
+                key_fingerprint: crate::paillier::fingerprint(&setup.key),
+                range,
+                value_bits,
+                max_terms,
+            };
+            let round = PaillierRound {
+                packing,
+                updates: BTreeMap::new(),
+                decrypting: None,
+                shares: BTreeMap::new(),
+            };
+            return Ok((Collect::Paillier(Box::new(round)), vec![protection; selected.len()]));
+        }
         let quantizer = Quantizer::new(range, self.config.quantization_bits, n)?;
         let complete = (Graph::Complete, n / 2 + 1);
         let (graph, threshold) = match self.config.privacy {
-            crate::PrivacyMode::SecAggPlus => {
+            PrivacyMode::SecAggPlus => {
                 match find_graph_params(n, 0.05, 0.1, Adversary::SemiHonest, 40, 20) {
                     Ok(p) if p.degree + 1 < n => {
                         (Graph::Harary { degree: p.degree, seed: self.rng.random() }, p.threshold)
@@ -465,6 +530,15 @@ impl Coordinator {
                 let r: BTreeSet<ClientId> = server.responded().into_iter().collect();
                 ids.iter().filter(|(_, c)| r.contains(c)).map(|(p, _)| p.clone()).collect()
             }
+            // Any t sets of shares decrypt: stop waiting for the spare once t are in.
+            Collect::Paillier(r) if r.decrypting.is_some() => {
+                if r.shares.len() >= self.paillier.as_ref().map_or(0, |s| s.key.threshold as usize)
+                {
+                    return Vec::new();
+                }
+                r.shares.keys().cloned().collect()
+            }
+            Collect::Paillier(r) => r.updates.keys().cloned().collect(),
         };
         state
             .sent
@@ -486,6 +560,7 @@ impl Coordinator {
         let decode = self.decode.clone();
         let version = self.model_version();
         let spec = self.spec.clone();
+        let paillier = self.paillier.as_ref();
         let state =
             self.state.as_mut().ok_or_else(|| Error::rejected(from, "no round is running"))?;
         if msg.round() != state.round {
@@ -534,11 +609,85 @@ impl Coordinator {
                 server.receive(id, msg)?;
                 Ok(())
             }
+            (ClientMsg::PaillierUpdate { model_version, update, .. }, Collect::Paillier(r)) => {
+                if model_version != version {
+                    return Err(Error::rejected(
+                        from,
+                        format!("update for model version {model_version}, expected {version}"),
+                    ));
+                }
+                let setup =
+                    paillier.ok_or_else(|| Error::rejected(from, "no Paillier key attached"))?;
+                if r.decrypting.is_some() {
+                    return Err(Error::rejected(from, "encrypted update after the sum was formed"));
+                }
+                if r.updates.contains_key(from) {
+                    return Err(Error::rejected(from, "second update in one round"));
+                }
+                let expected = r.packing.ciphertexts_for(spec.num_params());
+                if update.len != spec.num_params()
+                    || update.terms != 1
+                    || update.ciphertexts.len() != expected
+                {
+                    return Err(Error::rejected(
+                        from,
+                        format!(
+                            "encrypted update of {} values in {} ciphertexts summing {} terms; expected {} values in {expected} ciphertexts, 1 term",
+                            update.len,
+                            update.ciphertexts.len(),
+                            update.terms,
+                            spec.num_params()
+                        ),
+                    ));
+                }
+                let pk = &setup.key.public;
+                update
+                    .ciphertexts
+                    .par_iter()
+                    .try_for_each(|c| pk.validate(c))
+                    .map_err(|e| Error::rejected(from, e.to_string()))?;
+                r.updates.insert(from.clone(), update);
+                Ok(())
+            }
+            (ClientMsg::PaillierShares { shares, .. }, Collect::Paillier(r)) => {
+                let setup =
+                    paillier.ok_or_else(|| Error::rejected(from, "no Paillier key attached"))?;
+                let Some((included, sum)) = &r.decrypting else {
+                    return Err(Error::rejected(from, "decryption shares before the sum"));
+                };
+                if !state.sent.contains(from) || included.binary_search(from).is_err() {
+                    return Err(Error::rejected(from, "decryption shares were not asked of it"));
+                }
+                if r.shares.contains_key(from) {
+                    return Err(Error::rejected(from, "second set of decryption shares"));
+                }
+                let index = setup.parties.get(from).copied();
+                let n_sq = setup.key.public.n_squared();
+                if shares.len() != sum.ciphertexts.len()
+                    || shares
+                        .iter()
+                        .any(|s| Some(s.index) != index || s.value.bits() == 0 || &s.value >= n_sq)
+                {
+                    return Err(Error::rejected(
+                        from,
+                        format!(
+                            "{} decryption shares for {} ciphertexts, or shares that are not its own (index {index:?}) or not in [1, n²)",
+                            shares.len(),
+                            sum.ciphertexts.len()
+                        ),
+                    ));
+                }
+                r.shares.insert(from.clone(), shares);
+                Ok(())
+            }
             (ClientMsg::Update { .. }, _) => {
                 Err(Error::rejected(from, "plaintext update in a secure round"))
             }
+            (ClientMsg::PaillierUpdate { .. } | ClientMsg::PaillierShares { .. }, _) => {
+                Err(Error::rejected(from, "Paillier message in a round of another mode"))
+            }
             (ClientMsg::SecAgg { .. }, _) => {
-                Err(Error::rejected(from, "secure-aggregation step in a plaintext round"))
+                Err(Error::rejected(from, "secure-aggregation step in a round of another mode"))
             }
         }
     }
@@ -609,6 +758,67 @@ impl Coordinator {
                     }
                 }
             }
+            Collect::Paillier(r) => {
+                let setup = self
+                    .paillier
+                    .as_ref()
+                    .ok_or_else(|| Error::config("paillier-key", "not attached"))?;
+                let threshold = setup.key.threshold as usize;
+                match r.decrypting.take() {
+                    None => match Self::paillier_sum(r, setup, self.config.min_clients) {
+                        Ok((included, sum)) => {
+                            let round = state.round;
+                            let mut holders: Vec<PartnerId> = included
+                                .iter()
+                                .filter(|p| setup.parties.contains_key(*p))
+                                .cloned()
+                                .collect();
+                            // t shares decrypt; one spare covers a dropout. Computing a share
+                            // costs a 4096-bit exponentiation per ciphertext, so the others are
+                            // spared the work.
+                            holders.shuffle(&mut self.rng);
+                            holders.truncate(threshold + 1);
+                            holders.sort();
+                            if holders.len() < threshold {
+                                Err(format!(
+                                    "{} key-share holders among the {} partners in the sum, {threshold} needed to decrypt",
+                                    holders.len(),
+                                    included.len()
+                                ))
+                            } else {
+                                let outbox: Outbox = holders
+                                    .iter()
+                                    .map(|p| {
+                                        let m = ServerMsg::PaillierDecrypt {
+                                            round,
+                                            sum: sum.ciphertexts.clone(),
+                                        };
+                                        (p.clone(), m)
+                                    })
+                                    .collect();
+                                state.sent = holders.into_iter().collect();
+                                r.decrypting = Some((included, sum));
+                                self.state = Some(state);
+                                return Ok(Advance::Continue(outbox));
+                            }
+                        }
+                        Err(reason) => Err(reason),
+                    },
+                    Some((included, sum)) => {
+                        if r.shares.len() < threshold {
+                            Err(format!(
+                                "{} partners sent decryption shares, {threshold} needed",
+                                r.shares.len()
+                            ))
+                        } else {
+                            match Self::paillier_decrypt(r, setup, &sum) {
+                                Ok(values) => Ok(Some(self.aggregate_mean(included, &values)?)),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }
+                    }
+                }
+            }
         };
         match step {
             Ok(Some((included, new_global, update_digests))) => {
@@ -647,6 +857,60 @@ impl Coordinator {
                 Ok(Advance::Aborted { round: state.round, reason, outbox })
             }
         }
+    }
+
+    /// Adds the round's encrypted updates (partners in id order).
+    fn paillier_sum(
+        r: &mut PaillierRound,
+        setup: &PaillierSetup,
+        quorum: usize,
+    ) -> std::result::Result<(Vec<PartnerId>, PackedVector), String> {
+        let got = r.updates.len();
+        if got < quorum {
+            return Err(format!("{got} usable encrypted updates, {quorum} needed"));
+        }
+        let updates = std::mem::take(&mut r.updates);
+        let mut included = Vec::with_capacity(got);
+        let mut sum: Option<PackedVector> = None;
+        for (p, v) in updates {
+            sum = Some(match sum {
+                None => v,
+                Some(acc) => {
+                    r.packing.add(&setup.key.public, &acc, &v).map_err(|e| e.to_string())?
+                }
+            });
+            included.push(p);
+        }
+        let sum = sum.ok_or_else(|| "no encrypted update".to_owned())?;
+        Ok((included, sum))
+    }
+
+    /// Combines t partners' decryption shares of every ciphertext of the sum and unpacks it.
+    fn paillier_decrypt(
+        r: &PaillierRound,
+        setup: &PaillierSetup,
+        sum: &PackedVector,
+    ) -> Result<Vec<f32>> {
+        let t = setup.key.threshold as usize;
+        let chosen: Vec<&Vec<DecryptionShare>> = r.shares.values().take(t).collect();
+        let plains = (0..sum.ciphertexts.len())
+            .into_par_iter()
+            .map(|i| {
+                let shares: Vec<DecryptionShare> = chosen.iter().map(|s| s[i].clone()).collect();
+                setup.key.combine(&shares)
+            })
+            .collect::<fl_he::Result<Vec<_>>>()
+            .map_err(|e| {
+                Error::rejected(
+                    "key-share holders",
+                    format!(
+                        "decryption shares do not combine ({e}): a share holder sent a wrong share"
+                    ),
+                )
+            })?;
+        let ints = r.packing.unpack(&plains, sum.len);
+        #[allow(clippy::cast_possible_truncation, reason = "model weights are f32")]
+        Ok(r.packing.dequantize_sum(&ints, sum.terms).into_iter().map(|x| x as f32).collect())
     }
 
     fn aggregate_plain(

@@ -78,6 +78,9 @@ pub enum Error {
     /// Secure aggregation.
     #[error(transparent)]
     SecAgg(#[from] fl_secagg::Error),
+    /// Paillier encryption.
+    #[error(transparent)]
+    He(#[from] fl_he::Error),
     /// Audit log.
     #[error(transparent)]
     Audit(#[from] fl_audit::Error),

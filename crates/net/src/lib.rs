@@ -11,6 +11,7 @@ pub mod fuzzing;
 pub mod ingest;
 pub mod messages;
 pub mod network;
+pub mod paillier;
 pub mod participant;
 pub mod report;
 pub mod simulation;

@@ -63,6 +63,18 @@ pub enum Protection {
         /// Quantizer levels `2^bits`.
         level_bits: u8,
     },
+    /// Paillier: quantize, pack and encrypt under the federation's threshold key
+    /// ([`crate::paillier`]); later, send decryption shares of the sum.
+    Paillier {
+        /// [`crate::paillier::fingerprint`] of the key the server expects.
+        key_fingerprint: [u8; 32],
+        /// Quantizer range `c` (equal to the update clip).
+        range: f64,
+        /// Bits per quantized value.
+        value_bits: u8,
+        /// Most updates the sum may hold (sizes the carry headroom of each packed slot).
+        max_terms: u64,
+    },
 }
 
 /// The start of a round for one selected client.
@@ -92,6 +104,14 @@ pub enum ServerMsg {
         round: Round,
         /// The step.
         msg: fl_secagg::ServerMessage,
+    },
+    /// Paillier: the homomorphic sum of the round's encrypted updates, for this partner's
+    /// decryption shares.
+    PaillierDecrypt {
+        /// The round.
+        round: Round,
+        /// The summed ciphertexts.
+        sum: Vec<fl_he::Ciphertext>,
     },
     /// The round is over; whether this client's update is in the aggregate and its budget.
     RoundEnd {
@@ -133,6 +153,22 @@ pub enum ClientMsg {
         /// The step.
         msg: fl_secagg::ClientMessage,
     },
+    /// Paillier: the update quantized, packed and encrypted.
+    PaillierUpdate {
+        /// The round it answers.
+        round: Round,
+        /// The model version it was trained from.
+        model_version: ModelVersion,
+        /// The encrypted delta.
+        update: fl_he::PackedVector,
+    },
+    /// Paillier: this partner's decryption shares of the round's sum, one per ciphertext.
+    PaillierShares {
+        /// The round.
+        round: Round,
+        /// The shares.
+        shares: Vec<fl_he::DecryptionShare>,
+    },
     /// The client will not take part in this round.
     Decline {
         /// The round.
@@ -149,6 +185,8 @@ impl ClientMsg {
         match self {
             Self::Update { round, .. }
             | Self::SecAgg { round, .. }
+            | Self::PaillierUpdate { round, .. }
+            | Self::PaillierShares { round, .. }
             | Self::Decline { round, .. } => *round,
         }
     }

@@ -224,6 +224,8 @@ pub struct ServeConfig {
     pub max_frame: u32,
     /// Model and held-out data to report accuracy after each round.
     pub evaluation: Option<(Mlp, Dataset)>,
+    /// The public threshold key (Paillier privacy mode only).
+    pub paillier: Option<crate::paillier::PaillierSetup>,
 }
 
 /// What the server reports while it runs.
@@ -423,6 +425,9 @@ pub async fn serve(
     let audit_path = cfg.state_dir.join("audit.log");
     let (coordinator, resumed) = open_state(&cfg, &audit_path)?;
     let mut coordinator = coordinator;
+    if let Some(setup) = cfg.paillier.clone() {
+        coordinator.set_paillier(setup)?;
+    }
     if let Some(r) = &resumed {
         on_event(ServeEvent::Resumed(r.clone()));
     }

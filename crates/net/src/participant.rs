@@ -6,9 +6,11 @@
 use fl_core::codec::{DecodeOptions, decode_params, encode_params};
 use fl_core::{ModelParams, PartnerId, Round};
 use fl_dp::{RdpAccountant, clip_l2};
+use fl_he::{Obfuscator, Packing, PartyKey};
 use fl_secagg::{Quantizer, SecAggClient};
 use fl_train::{Dataset, DpSgdConfig, Mlp, SgdConfig, train, train_dp};
 use rand::rngs::ChaCha20Rng;
+use rayon::prelude::*;
 
 use crate::messages::{ClientMsg, Protection, RoundStart, ServerMsg};
 use crate::{Error, Result};
@@ -29,6 +31,16 @@ pub struct ParticipantStatus {
 struct Active {
     round: Round,
     secagg: Option<SecAggClient>,
+    /// Paillier: ciphertexts the round's sum must have, until this partner has sent its
+    /// decryption shares (it answers one request per round it contributed to).
+    paillier_sum_len: Option<usize>,
+}
+
+/// The Paillier key share of this partner and its encryption table.
+struct PaillierKeys {
+    party: PartyKey,
+    fingerprint: [u8; 32],
+    obfuscator: Option<Obfuscator>,
 }
 
 /// One partner's client.
@@ -41,6 +53,7 @@ pub struct Participant {
     decode: DecodeOptions,
     active: Option<Active>,
     status: ParticipantStatus,
+    paillier: Option<PaillierKeys>,
 }
 
 impl std::fmt::Debug for Participant {
@@ -80,7 +93,17 @@ impl Participant {
             decode: DecodeOptions::default(),
             active: None,
             status: ParticipantStatus::default(),
+            paillier: None,
         })
+    }
+
+    /// Gives the participant its share of the federation's threshold Paillier key, needed in
+    /// the Paillier privacy mode.
+    #[must_use]
+    pub fn with_paillier(mut self, party: PartyKey) -> Self {
+        let fingerprint = crate::paillier::fingerprint(&party.key);
+        self.paillier = Some(PaillierKeys { party, fingerprint, obfuscator: None });
+        self
     }
 
     /// The partner id.
@@ -148,6 +171,35 @@ impl Participant {
                     .map(|m| ClientMsg::SecAgg { round, msg: m })
                     .into_iter()
                     .collect())
+            }
+            ServerMsg::PaillierDecrypt { round, sum } => {
+                let active = self.active.as_mut().filter(|a| a.round == round);
+                let expected = active.as_ref().and_then(|a| a.paillier_sum_len).ok_or_else(|| {
+                    Error::rejected(
+                        "server",
+                        format!(
+                            "decryption request for round {round}, which this partner did not send an encrypted update for or already answered"
+                        ),
+                    )
+                })?;
+                let keys = self.paillier.as_ref().ok_or_else(|| {
+                    Error::config("paillier-key", "this partner holds no key share")
+                })?;
+                if sum.len() != expected {
+                    return Err(Error::rejected(
+                        "server",
+                        format!("a sum of {} ciphertexts, expected {expected}", sum.len()),
+                    ));
+                }
+                let party = &keys.party;
+                let shares = sum
+                    .par_iter()
+                    .map(|c| party.share.decrypt_share(&party.key, c))
+                    .collect::<fl_he::Result<Vec<_>>>()?;
+                if let Some(a) = active {
+                    a.paillier_sum_len = None;
+                }
+                Ok(vec![ClientMsg::PaillierShares { round, shares }])
             }
             ServerMsg::RoundEnd { round, included, epsilon_spent } => {
                 if self.active.as_ref().is_some_and(|a| a.round == round) {
@@ -220,7 +272,8 @@ impl Participant {
         let num_examples = self.data.len() as u64;
         match start.protection {
             Protection::Plaintext => {
-                self.active = Some(Active { round: start.round, secagg: None });
+                self.active =
+                    Some(Active { round: start.round, secagg: None, paillier_sum_len: None });
                 Ok(ClientMsg::Update {
                     round: start.round,
                     model_version: start.model_version,
@@ -250,8 +303,48 @@ impl Participant {
                 let reply = client
                     .handle(fl_secagg::ServerMessage::Start(params))?
                     .ok_or_else(|| Error::rejected("server", "secure aggregation did not start"))?;
-                self.active = Some(Active { round: start.round, secagg: Some(client) });
+                self.active = Some(Active {
+                    round: start.round,
+                    secagg: Some(client),
+                    paillier_sum_len: None,
+                });
                 Ok(ClientMsg::SecAgg { round: start.round, msg: reply })
+            }
+            Protection::Paillier { key_fingerprint, range, value_bits, max_terms } => {
+                let keys = self.paillier.as_mut().ok_or_else(|| {
+                    Error::config(
+                        "paillier-key",
+                        "the server runs the Paillier mode, but this partner holds no key share",
+                    )
+                })?;
+                if key_fingerprint != keys.fingerprint {
+                    return Err(Error::rejected(
+                        "server",
+                        "the server expects a different Paillier key than the one this partner holds",
+                    ));
+                }
+                let pk = &keys.party.key.public;
+                let packing = Packing::new(pk, range, u32::from(value_bits), max_terms)?;
+                // The fixed-base table is built once per key and reused every round.
+                if keys.obfuscator.is_none() {
+                    keys.obfuscator = Some(Obfuscator::new(pk, 8, &mut self.rng)?);
+                }
+                let update = packing.encrypt(
+                    pk,
+                    keys.obfuscator.as_ref(),
+                    delta.as_slice(),
+                    &mut self.rng,
+                )?;
+                self.active = Some(Active {
+                    round: start.round,
+                    secagg: None,
+                    paillier_sum_len: Some(update.ciphertexts.len()),
+                });
+                Ok(ClientMsg::PaillierUpdate {
+                    round: start.round,
+                    model_version: start.model_version,
+                    update,
+                })
             }
         }
     }

@@ -26,6 +26,9 @@ use crate::messages::{ClientMsg, ServerMsg, decode, encode};
 use crate::state::{now_ms, save_checkpoint};
 use crate::{Error, FederationConfig, Participant, PrivacyMode, Result};
 
+/// Size of the threshold Paillier key a simulation deals (the smallest secure size).
+pub const PAILLIER_BITS: u32 = 2048;
+
 /// Shipped datasets a simulation can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -358,6 +361,23 @@ pub fn simulate(
         coordinator.add_partner(id.clone(), data.len() as u64)?;
         participants.push(Participant::new(id, model.clone(), data, fl_dp::csprng()?)?);
     }
+    if cfg.federation.privacy == PrivacyMode::Paillier {
+        // The simulation is its own trusted dealer; any quorum of partners can decrypt a sum.
+        let ids: Vec<PartnerId> = participants.iter().map(|p| p.id().clone()).collect();
+        let threshold = u32::try_from(cfg.federation.min_clients)
+            .map_err(|_| Error::config("min-clients", "too large"))?;
+        let (setup, keys) =
+            crate::paillier::deal(&ids, threshold, PAILLIER_BITS, &mut fl_dp::csprng()?)?;
+        coordinator.set_paillier(setup)?;
+        let mut keys: BTreeMap<PartnerId, fl_he::PartyKey> = keys.into_iter().collect();
+        participants = participants
+            .into_iter()
+            .map(|p| match keys.remove(p.id()) {
+                Some(k) => p.with_paillier(k),
+                None => p,
+            })
+            .collect();
+    }
     let attackers: Vec<PartnerId> = cfg
         .attack
         .map(|a| participants.iter().take(a.attackers).map(|p| p.id().clone()).collect())
@@ -399,7 +419,12 @@ pub fn simulate(
         // Each selected client drops with probability `dropout_rate` after answering a uniformly
         // chosen number of messages (0: never answers; under SecAgg, 1–3: after advertising keys,
         // after sharing keys, after sending its masked input).
-        let phases = if cfg.federation.privacy.is_secure() { 4 } else { 1 };
+        let phases = match cfg.federation.privacy {
+            PrivacyMode::None => 1,
+            // Never answers, or drops after sending its encrypted update.
+            PrivacyMode::Paillier => 2,
+            _ => 4,
+        };
         let mut budget_left: HashMap<PartnerId, usize> = HashMap::new();
         for (p, m) in &outbox {
             if matches!(m, ServerMsg::RoundStart(_)) && rng.random_bool(cfg.dropout_rate) {

@@ -67,6 +67,7 @@ async fn honest_partners_finish_while_every_bad_input_is_refused() {
         phase_timeout: Duration::from_secs(5),
         max_frame: 1 << 20,
         evaluation: Some((model.clone(), test)),
+        paillier: None,
     };
     let server = tokio::spawn(async move {
         let mut events = Vec::new();

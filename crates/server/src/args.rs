@@ -22,7 +22,7 @@ pub(crate) struct FederationArgs {
     /// Trimmed-mean β.
     #[arg(long, default_value_t = 0.1)]
     trim: f64,
-    /// Update protection: none, secagg, secagg+.
+    /// Update protection: none, secagg, secagg+, paillier.
     #[arg(long, default_value = "secagg")]
     privacy: String,
     /// Per-partner ε budget for DP-SGD; 0 turns DP off.

@@ -30,6 +30,9 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Enrol a partner: record its id and ed25519 public key in the state directory.
     Enrol(serve::EnrolArgs),
+    /// Deal a threshold Paillier key (trusted dealer): the public file for `serve
+    /// --paillier-key` and one secret key file per partner for `fl-client join --paillier-key`.
+    PaillierDeal(serve::PaillierDealArgs),
     /// Issue an API key for a partner's tier-1/2 submissions (printed once; only its hash is kept).
     Apikey(serve::ApiKeyArgs),
     /// Accept tier-1/2 submissions (ProtocolSpec JSON, feature vectors) until stopped.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Enrol(args) => serve::enrol(&args),
         Command::Apikey(args) => serve::apikey(&args),
+        Command::PaillierDeal(args) => serve::paillier_deal(&args),
         Command::Ingest(args) => serve::ingest(&args),
         Command::Budget { state, partner_id, model_version } => {
             budget(&state, partner_id.as_deref(), model_version)

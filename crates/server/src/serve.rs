@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use fl_net::network::{ServeConfig, ServeEvent, TlsFiles, serve};
+use fl_net::paillier::PaillierSetup;
 use fl_net::simulation::{SimDataset, load};
 
 use crate::Failure;
@@ -61,6 +62,9 @@ pub(crate) struct ServeArgs {
     /// Largest frame accepted from a client, in MiB.
     #[arg(long, default_value_t = 64)]
     max_frame_mib: u32,
+    /// The public threshold key from `fl-server paillier-deal` (with --privacy paillier).
+    #[arg(long)]
+    paillier_key: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
@@ -86,6 +90,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
         phase_timeout: Duration::from_secs(args.phase_timeout),
         max_frame: args.max_frame_mib.saturating_mul(1 << 20),
         evaluation: Some((mlp, test)),
+        paillier: args.paillier_key.as_deref().map(PaillierSetup::load).transpose()?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(serve(cfg, &mut |ev| match ev {
@@ -143,6 +148,54 @@ pub(crate) fn enrol(args: &EnrolArgs) -> Result<(), Failure> {
     let id = fl_core::PartnerId::new(args.partner_id.clone())?;
     registry.enrol(id.clone(), fl_net::auth::parse_public_key(&args.public_key)?)?;
     println!("enrolled {id} ({} partners)", registry.len());
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PaillierDealArgs {
+    /// Partner ids, comma separated (share i goes to the i-th).
+    #[arg(long, value_delimiter = ',', required = true)]
+    partners: Vec<String>,
+    /// Decryption shares needed to decrypt a round's sum (at most --min-clients of `serve`).
+    #[arg(long)]
+    threshold: u32,
+    /// Modulus size in bits (2048 or more).
+    #[arg(long, default_value_t = 2048)]
+    bits: u32,
+    /// Directory for `paillier-public.json` and `<partner>.paillier-key` (must not hold them).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub(crate) fn paillier_deal(args: &PaillierDealArgs) -> Result<(), Failure> {
+    let partners = args
+        .partners
+        .iter()
+        .map(|p| fl_core::PartnerId::new(p.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    std::fs::create_dir_all(&args.out)?;
+    let public = args.out.join("paillier-public.json");
+    if public.exists() {
+        return Err(fl_net::Error::Config {
+            name: "out",
+            reason: format!("{} exists; deal into an empty directory", public.display()),
+        }
+        .into());
+    }
+    let (setup, keys) =
+        fl_net::paillier::deal(&partners, args.threshold, args.bits, &mut fl_dp::csprng()?)?;
+    for (p, key) in &keys {
+        fl_net::paillier::save_party_key(key, &args.out.join(format!("{p}.paillier-key")))?;
+    }
+    setup.save(&public)?;
+    println!(
+        "dealt a {}-bit key, {} of {} shares decrypt: {} for the server; one secret .paillier-key file per partner in {} (hand each over confidentially, then delete it here)",
+        args.bits,
+        args.threshold,
+        keys.len(),
+        public.display(),
+        args.out.display()
+    );
     Ok(())
 }
 

@@ -66,7 +66,8 @@ fn simulate_writes_a_verifiable_run_and_errors_are_one_line()
     // Invalid settings: exit code 2 and one line naming the setting, no backtrace.
     for bad in [
         ["--privacy", "secagg", "--aggregator", "krum"],
-        ["--privacy", "paillier", "--aggregator", "fedavg"],
+        ["--privacy", "paillier", "--aggregator", "median"],
+        ["--privacy", "he", "--aggregator", "fedavg"],
         ["--dataset", "cifar", "--aggregator", "fedavg"],
     ] {
         let mut args = vec!["simulate", "--out", out.to_str().unwrap()];

@@ -74,10 +74,15 @@ fn text(o: &Output) -> String {
 
 /// `fl-client join` as `lab-{i}` with shard `i/n` of digits, trusting `state`'s certificate.
 fn join(dir: &Path, state: &str, addr: &str, i: usize, n: usize) -> Child {
+    join_with(dir, state, addr, i, n, &[])
+}
+
+fn join_with(dir: &Path, state: &str, addr: &str, i: usize, n: usize, extra: &[&str]) -> Child {
     Command::new(client_bin())
         .args(["join", "--server", addr, "--ca", &format!("{state}/tls/cert.pem")])
         .args(["--identity", &format!("lab-{i}.key"), "--dataset", "digits", "--hidden", "16"])
         .args(["--shard", &format!("{i}/{n}"), "--idle-timeout", "60"])
+        .args(extra)
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -222,13 +227,20 @@ fn tier_one_and_two_submissions_are_checked_and_stored() {
     assert_eq!(stored.iter().filter(|n| n.starts_with("FeatureVector-")).count(), 3, "{stored:?}");
 }
 
-fn serve(
+type Served = (Reaper, std::io::Lines<BufReader<std::process::ChildStdout>>, String);
+
+fn serve(d: &Path, state: &str, rounds: &str, min_clients: &str, privacy: &str) -> Served {
+    serve_with(d, state, rounds, min_clients, privacy, &[])
+}
+
+fn serve_with(
     d: &Path,
     state: &str,
     rounds: &str,
     min_clients: &str,
     privacy: &str,
-) -> (Reaper, std::io::Lines<BufReader<std::process::ChildStdout>>, String) {
+    extra: &[&str],
+) -> Served {
     let mut server = Reaper(
         Command::new(server_bin())
             .args([
@@ -253,6 +265,7 @@ fn serve(
                 if privacy == "none" { "0" } else { "30" },
             ])
             .args(["--phase-timeout", "10", "--join-timeout", "60"])
+            .args(extra)
             .current_dir(d)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -394,4 +407,49 @@ fn the_server_process_refuses_bad_clients_and_keeps_serving() {
             "no refusal for {needle:?}:\n{log}"
         );
     }
+}
+
+#[test]
+fn three_processes_federate_under_threshold_paillier() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    enrol_labs(d, 3, &["state"]);
+    let deal = ["paillier-deal", "--partners", "lab-0,lab-1,lab-2", "--threshold", "2"];
+    let o = run(&server_bin(), &[&deal[..], &["--out", "keys"]].concat(), d);
+    assert!(o.status.success(), "{}", text(&o));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("keys/lab-0.paillier-key")).unwrap().permissions();
+        assert_eq!(mode.mode() & 0o777, 0o600, "a secret key file readable by others");
+    }
+    let again = run(&server_bin(), &[&deal[..], &["--out", "keys"]].concat(), d);
+    assert_eq!(again.status.code(), Some(2), "re-dealt over existing keys: {}", text(&again));
+    let small = run(&server_bin(), &[&deal[..], &["--out", "weak", "--bits", "1024"]].concat(), d);
+    assert_eq!(small.status.code(), Some(2), "dealt a 1024-bit key: {}", text(&small));
+
+    let key = ["--paillier-key", "keys/paillier-public.json"];
+    let (mut server, lines, addr) = serve_with(d, "state", "3", "2", "paillier", &key);
+    let clients: Vec<Child> = (0..3)
+        .map(|i| {
+            let k = format!("keys/lab-{i}.paillier-key");
+            join_with(d, "state", &addr, i, 3, &["--paillier-key", &k])
+        })
+        .collect();
+    let out: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = server.0.wait().unwrap();
+    let log = out.join("\n");
+    assert!(status.success(), "{log}");
+    let rounds: Vec<&String> = out.iter().filter(|l| l.starts_with("round")).collect();
+    assert_eq!(rounds.len(), 3, "{log}");
+    assert!(rounds.iter().all(|l| !l.contains("aborted")), "{log}");
+    let acc = out.iter().find(|l| l.starts_with("accuracy:")).unwrap();
+    let nums: Vec<f64> = acc.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(nums[1] > nums[0] + 20.0, "{acc}");
+    for (i, c) in clients.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "lab-{i}: {}", text(&o));
+    }
+    let v = run(&server_bin(), &["audit", "verify", "state"], d);
+    assert!(v.status.success(), "{}", text(&v));
 }
