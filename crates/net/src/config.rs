@@ -179,6 +179,39 @@ pub enum DpSetting {
         /// Share of the budget the planned rounds may use.
         plan_fraction: f64,
     },
+    /// Partner-level DP of the released model: DP-FedAvg (McMahan, Ramage, Talwar, Zhang,
+    /// "Learning Differentially Private Recurrent Language Models", ICLR 2018, Alg. 1). Each
+    /// round every available partner is selected independently with probability
+    /// `q = clients_per_round / partners` (Poisson sampling, so the subsampled-Gaussian
+    /// accounting is exact, not an approximation of fixed-size sampling); each clips its delta
+    /// to `update_clip`; the server adds `N(0, (σ·clip)²)` to the sum and divides by the
+    /// expected count `q·N` (the paper's fixed-denominator estimator, §3). Every partner that
+    /// could have been sampled is charged each round. σ is calibrated so that the planned rounds
+    /// spend `plan_fraction` of `epsilon`.
+    ///
+    /// The noise is added by the server after it forms the sum: this protects what leaves the
+    /// federation (the model), not partners from the server; combine it with secagg or
+    /// paillier to hide individual updates from the server as well.
+    Central {
+        /// Budget ε per partner and model version.
+        epsilon: f64,
+        /// δ.
+        delta: f64,
+        /// Share of the budget the planned rounds may use.
+        plan_fraction: f64,
+    },
+}
+
+impl DpSetting {
+    /// Stable name for logs: `off`, `local-sgd`, `central`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::LocalSgd { .. } => "local-sgd",
+            Self::Central { .. } => "central",
+        }
+    }
 }
 
 /// Everything the server fixes for a federation.
@@ -235,6 +268,24 @@ impl FederationConfig {
             ));
         }
         let rule = self.aggregator.build()?;
+        if let DpSetting::Central { epsilon, delta, plan_fraction } = self.dp {
+            if !rule.is_linear() {
+                return Err(Error::config(
+                    "aggregator",
+                    format!(
+                        "central DP calibrates its noise to the sum of clipped updates, which {} does not use; use fedavg, fedprox, fedadam, fedyogi or fedadagrad",
+                        rule.name()
+                    ),
+                ));
+            }
+            if self.update_clip.is_none() {
+                return Err(Error::config(
+                    "update-clip",
+                    "central DP needs a finite positive update clip (its sensitivity)",
+                ));
+            }
+            check_budget(epsilon, delta, plan_fraction)?;
+        }
         if self.privacy.is_secure() && !rule.is_linear() {
             return Err(Error::config(
                 "aggregator",
@@ -280,30 +331,29 @@ impl FederationConfig {
             return Err(Error::config("batch-size, local-epochs", "must be ≥ 1"));
         }
         if let DpSetting::LocalSgd { epsilon, delta, clip, batch_size, plan_fraction } = self.dp {
-            if !(epsilon.is_finite() && epsilon > 0.0) {
-                return Err(Error::config(
-                    "dp-epsilon",
-                    format!("{epsilon} is not finite and positive"),
-                ));
-            }
-            if !(delta > 0.0 && delta < 1.0) {
-                return Err(Error::config("dp-delta", format!("{delta} is not in (0, 1)")));
-            }
+            check_budget(epsilon, delta, plan_fraction)?;
             if !(clip.is_finite() && clip > 0.0) {
                 return Err(Error::config("dp-clip", format!("{clip} is not finite and positive")));
             }
             if batch_size == 0 {
                 return Err(Error::config("dp batch size", "must be ≥ 1"));
             }
-            if !(plan_fraction > 0.0 && plan_fraction <= 1.0) {
-                return Err(Error::config(
-                    "dp plan fraction",
-                    format!("{plan_fraction} is not in (0, 1]"),
-                ));
-            }
         }
         Ok(())
     }
+}
+
+fn check_budget(epsilon: f64, delta: f64, plan_fraction: f64) -> Result<()> {
+    if !(epsilon.is_finite() && epsilon > 0.0) {
+        return Err(Error::config("dp-epsilon", format!("{epsilon} is not finite and positive")));
+    }
+    if !(delta > 0.0 && delta < 1.0) {
+        return Err(Error::config("dp-delta", format!("{delta} is not in (0, 1)")));
+    }
+    if !(plan_fraction > 0.0 && plan_fraction <= 1.0) {
+        return Err(Error::config("dp plan fraction", format!("{plan_fraction} is not in (0, 1]")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -347,6 +397,20 @@ mod tests {
         assert!(AggregatorKind::parse("krumm", 0.0, 1, 0.1).is_err());
         assert!(PrivacyMode::parse("paillier").is_ok_and(PrivacyMode::is_secure));
         assert!(PrivacyMode::parse("he").is_err());
+        let central = DpSetting::Central { epsilon: 2.0, delta: 1e-5, plan_fraction: 0.9 };
+        let mut c = base();
+        c.dp = central;
+        c.validate().unwrap();
+        c.privacy = PrivacyMode::None;
+        c.aggregator = AggregatorKind::Krum { f: 1 };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("central DP") && e.contains("krum"), "{e}");
+        c.aggregator = AggregatorKind::FedAvg;
+        c.update_clip = None;
+        assert!(c.validate().unwrap_err().to_string().contains("update-clip"));
+        c.update_clip = Some(1.0);
+        c.dp = DpSetting::Central { epsilon: f64::NAN, delta: 1e-5, plan_fraction: 0.9 };
+        assert!(c.validate().is_err());
         let mut c = base();
         c.privacy = PrivacyMode::Paillier;
         c.aggregator = AggregatorKind::Median;

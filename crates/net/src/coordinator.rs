@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use fl_audit::{AuditLog, Digest, Entry, Extension, PrivacyCharge, RoundEntry};
 use fl_core::codec::{DecodeOptions, decode_params, encode_params};
 use fl_core::{Aggregator, ClientUpdate, ModelParams, ModelSpec, ModelVersion, PartnerId, Round};
-use fl_dp::{DpEvent, Ledger, PrivacyBudget, Reservation, calibrate_noise_multiplier};
+use fl_dp::{
+    DpEvent, GaussianMechanism, Ledger, PrivacyBudget, Reservation, calibrate_noise_multiplier,
+    clip_l2,
+};
 use fl_he::{DecryptionShare, PackedVector, Packing};
 use fl_secagg::{
     Adversary, ClientId, Graph, Params, Quantizer, SecAggServer, ServerPhase, SessionId,
@@ -42,6 +45,17 @@ type Aggregated = (Vec<PartnerId>, ModelParams<f32>, Vec<(PartnerId, Digest)>);
 pub struct DpPlan {
     /// The DP-SGD task sent each round.
     pub task: DpSgdTask,
+    /// ε the planned rounds spend (at the budget's δ).
+    pub planned_epsilon: f64,
+}
+
+/// The central-DP plan of a federation ([`DpSetting::Central`]): fixed at its first round.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CentralPlan {
+    /// Poisson sampling rate q of partners per round.
+    pub sampling_rate: f64,
+    /// Noise multiplier σ (noise std over the update clip).
+    pub noise_multiplier: f64,
     /// ε the planned rounds spend (at the budget's δ).
     pub planned_epsilon: f64,
 }
@@ -75,6 +89,8 @@ struct RoundState {
     /// Partners sent a message in the current phase: the ones it waits for.
     sent: BTreeSet<PartnerId>,
     collect: Collect,
+    /// Partners subject to sampling this round (central DP's denominator is q times this).
+    population: usize,
 }
 
 /// What happened in a finished round.
@@ -134,6 +150,7 @@ pub struct Coordinator {
     rng: ChaCha20Rng,
     decode: DecodeOptions,
     paillier: Option<PaillierSetup>,
+    central: Option<CentralPlan>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -181,8 +198,46 @@ impl Coordinator {
             rng,
             decode: DecodeOptions::default(),
             paillier: None,
+            central: None,
             config,
         })
+    }
+
+    /// The central-DP plan, once the first round has fixed it.
+    #[must_use]
+    pub fn central_plan(&self) -> Option<CentralPlan> {
+        self.central
+    }
+
+    /// Fixes the central-DP plan at the first round from the partners available then:
+    /// `q = min(1, clients_per_round / N)` and σ calibrated for the planned rounds.
+    fn ensure_central_plan(&mut self, available: usize) -> Result<Option<CentralPlan>> {
+        let DpSetting::Central { epsilon, delta, plan_fraction } = self.config.dp else {
+            return Ok(None);
+        };
+        if let Some(plan) = self.central {
+            return Ok(Some(plan));
+        }
+        #[allow(clippy::cast_precision_loss, reason = "partner counts are small")]
+        let q = (self.config.clients_per_round as f64 / available.max(1) as f64).min(1.0);
+        let orders = match &self.ledger {
+            Some(l) => l.orders()?,
+            None => fl_dp::rdp::default_orders(),
+        };
+        let cal = calibrate_noise_multiplier(
+            epsilon * plan_fraction,
+            delta,
+            q,
+            self.config.rounds,
+            &orders,
+        )?;
+        let plan = CentralPlan {
+            sampling_rate: q,
+            noise_multiplier: cal.noise_multiplier,
+            planned_epsilon: cal.epsilon,
+        };
+        self.central = Some(plan);
+        Ok(Some(plan))
     }
 
     /// Attaches the public threshold key of the Paillier privacy mode (required before the
@@ -278,6 +333,19 @@ impl Coordinator {
         }
         let plan = match self.config.dp {
             DpSetting::Off => None,
+            DpSetting::Central { epsilon, delta, .. } => {
+                if let Some(ledger) = &self.ledger {
+                    match ledger.register(
+                        &id,
+                        self.model_version(),
+                        PrivacyBudget::new(epsilon, delta)?,
+                    ) {
+                        Ok(()) | Err(fl_dp::Error::AlreadyRegistered { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None
+            }
             DpSetting::LocalSgd { epsilon, delta, clip, batch_size, plan_fraction } => {
                 #[allow(clippy::cast_precision_loss, reason = "example counts are far below 2^53")]
                 let q = (f64::from(batch_size) / num_examples as f64).min(1.0);
@@ -359,6 +427,44 @@ impl Coordinator {
         candidates.shuffle(&mut self.rng);
         let mut selected = Vec::new();
         let mut reservations = BTreeMap::new();
+        let mut population = candidates.len();
+        let central =
+            if candidates.is_empty() { None } else { self.ensure_central_plan(candidates.len())? };
+        if let Some(plan) = central {
+            // Poisson sampling; every partner that could be sampled is charged (the
+            // amplification-by-sampling bound covers all of them, selected or not).
+            let ledger = self
+                .ledger
+                .as_ref()
+                .ok_or_else(|| Error::config("ledger", "central DP needs one"))?;
+            let event = DpEvent::PoissonSampledGaussian {
+                sampling_rate: plan.sampling_rate,
+                noise_multiplier: plan.noise_multiplier,
+            };
+            population = 0;
+            for id in std::mem::take(&mut candidates) {
+                match ledger.reserve(&id, version, &event, 1) {
+                    Ok(r) => {
+                        reservations.insert(id.clone(), r);
+                        population += 1;
+                        if self.rng.random_bool(plan.sampling_rate) {
+                            selected.push(id);
+                        } else {
+                            self.not_selected.push((id, "not sampled this round".into()));
+                        }
+                    }
+                    Err(
+                        e @ (fl_dp::Error::Paused { .. } | fl_dp::Error::BudgetExceeded { .. }),
+                    ) => {
+                        self.not_selected.push((id, e.to_string()));
+                    }
+                    Err(e) => {
+                        self.release(&reservations);
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
         for id in candidates {
             if selected.len() == self.config.clients_per_round {
                 self.not_selected.push((id, "not sampled this round".into()));
@@ -436,6 +542,7 @@ impl Coordinator {
             declined: BTreeMap::new(),
             sent,
             collect,
+            population,
         });
         Ok(outbox)
     }
@@ -708,7 +815,7 @@ impl Coordinator {
                     Err(format!("{got} usable updates, {} needed", self.config.min_clients))
                 } else {
                     let updates = std::mem::take(updates);
-                    Ok(Some(self.aggregate_plain(state.round, updates)?))
+                    Ok(Some(self.aggregate_plain(state.round, state.population, updates)?))
                 }
             }
             Collect::Secure { server, ids, quantizer } => {
@@ -731,7 +838,7 @@ impl Coordinator {
                             } else {
                                 let count = u32::try_from(included.len()).unwrap_or(u32::MAX);
                                 let sum = quantizer.dequantize_sum(&agg.sum, count);
-                                Ok(Some(self.aggregate_mean(included, &sum)?))
+                                Ok(Some(self.aggregate_mean(state.population, included, sum)?))
                             }
                         }
                         Err(e) => Err(e.to_string()),
@@ -812,7 +919,11 @@ impl Coordinator {
                             ))
                         } else {
                             match Self::paillier_decrypt(r, setup, &sum) {
-                                Ok(values) => Ok(Some(self.aggregate_mean(included, &values)?)),
+                                Ok(values) => Ok(Some(self.aggregate_mean(
+                                    state.population,
+                                    included,
+                                    values,
+                                )?)),
                                 Err(e) => Err(e.to_string()),
                             }
                         }
@@ -916,9 +1027,26 @@ impl Coordinator {
     fn aggregate_plain(
         &mut self,
         round: Round,
+        population: usize,
         updates: BTreeMap<PartnerId, (u64, ModelParams<f32>)>,
     ) -> Result<Aggregated> {
-        let digests = updates.iter().map(|(p, (_, d))| (p.clone(), Digest::of_params(d))).collect();
+        let digests: Vec<(PartnerId, Digest)> =
+            updates.iter().map(|(p, (_, d))| (p.clone(), Digest::of_params(d))).collect();
+        if let (Some(_), Some(clip)) = (self.central, self.config.update_clip) {
+            // The server sees these deltas: it enforces the clip the noise is calibrated to
+            // rather than trusting the clients' (unweighted, as the sensitivity bound needs).
+            let mut sum = vec![0.0f32; self.global.len()];
+            let mut included = Vec::with_capacity(updates.len());
+            for (p, (_, mut delta)) in updates {
+                clip_l2(delta.as_mut_slice(), clip)?;
+                for (s, d) in sum.iter_mut().zip(delta.as_slice()) {
+                    *s += d;
+                }
+                included.push(p);
+            }
+            let (included, next, _) = self.aggregate_mean(population, included, sum)?;
+            return Ok((included, next, digests));
+        }
         let mut client_updates = Vec::with_capacity(updates.len());
         let mut included = Vec::with_capacity(updates.len());
         for (p, (n, delta)) in updates {
@@ -931,13 +1059,33 @@ impl Coordinator {
         Ok((included, next, digests))
     }
 
-    fn aggregate_mean(&mut self, included: Vec<PartnerId>, sum: &[f32]) -> Result<Aggregated> {
+    fn aggregate_mean(
+        &mut self,
+        population: usize,
+        included: Vec<PartnerId>,
+        mut sum: Vec<f32>,
+    ) -> Result<Aggregated> {
         // Unweighted mean of the clipped deltas: the server learns only the sum, and example
         // counts are not revealed.
         #[allow(clippy::cast_precision_loss, reason = "client counts are small")]
-        let inv = 1.0 / included.len() as f32;
+        let mut inv = 1.0 / included.len() as f32;
+        if let (Some(plan), Some(clip)) = (self.central, self.config.update_clip) {
+            // DP-FedAvg (McMahan et al., ICLR 2018, Alg. 1): Gaussian noise of std σ·S on the
+            // sum of deltas clipped to S, over the fixed denominator q·N. Noise always comes
+            // from the OS-seeded CSPRNG, never from the selection RNG.
+            GaussianMechanism::new(plan.noise_multiplier, clip)?
+                .add_noise(&mut sum, &mut fl_dp::csprng()?);
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_precision_loss,
+                reason = "a positive expected count"
+            )]
+            {
+                inv = (1.0 / (plan.sampling_rate * population.max(1) as f64)) as f32;
+            }
+        }
         let mut params = self.global.clone();
-        for (w, s) in params.as_mut_slice().iter_mut().zip(sum) {
+        for (w, s) in params.as_mut_slice().iter_mut().zip(&sum) {
             *w += s * inv;
         }
         let anchor = PartnerId::new("secure-aggregate")?;
@@ -960,24 +1108,32 @@ impl Coordinator {
         let included_set: BTreeSet<&PartnerId> = included.iter().collect();
         let mut charges = Vec::new();
         let mut epsilon_spent = BTreeMap::new();
+        let central = self.central;
         if let Some(ledger) = &self.ledger {
             for (p, r) in &state.reservations {
-                if included_set.contains(p) {
+                // Central DP charges everyone who could have been sampled.
+                if included_set.contains(p) || central.is_some() {
                     let before = ledger.status(p, version)?.committed_epsilon;
                     ledger.commit(*r)?;
                     let after = ledger.status(p, version)?;
                     epsilon_spent.insert(p.clone(), after.committed_epsilon);
                     let plan = self.partners.get(p).and_then(|x| x.plan);
+                    let event = match (central, plan) {
+                        (Some(c), _) => format!(
+                            "central PoissonSampledGaussian {{ q: {}, σ: {} }} x1",
+                            c.sampling_rate, c.noise_multiplier
+                        ),
+                        (None, Some(pl)) => format!(
+                            "PoissonSampledGaussian {{ q: {}, σ: {} }} x{}",
+                            pl.task.sampling_rate, pl.task.noise_multiplier, pl.task.steps
+                        ),
+                        (None, None) => String::new(),
+                    };
                     charges.push(PrivacyCharge {
                         partner: p.clone(),
                         epsilon: after.committed_epsilon - before,
                         delta: after.budget.delta(),
-                        event: plan.map_or_else(String::new, |pl| {
-                            format!(
-                                "PoissonSampledGaussian {{ q: {}, σ: {} }} x{}",
-                                pl.task.sampling_rate, pl.task.noise_multiplier, pl.task.steps
-                            )
-                        }),
+                        event,
                     });
                 } else {
                     ledger.abort(*r)?;

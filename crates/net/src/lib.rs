@@ -18,7 +18,7 @@ pub mod simulation;
 mod state;
 
 pub use config::{AggregatorKind, DpSetting, FederationConfig, PrivacyMode};
-pub use coordinator::{Advance, Coordinator, RoundSummary};
+pub use coordinator::{Advance, CentralPlan, Coordinator, RoundSummary};
 pub use error::{Error, Result};
 pub use participant::Participant;
 pub use simulation::{SimulationConfig, SimulationReport, simulate};

@@ -191,7 +191,7 @@ pub struct BudgetLine {
     pub partner: String,
     /// Local examples.
     pub examples: usize,
-    /// DP-SGD noise multiplier σ.
+    /// Noise multiplier σ (DP-SGD's, or the server's under central DP).
     pub noise_multiplier: f64,
     /// ε spent (committed).
     pub epsilon_spent: f64,
@@ -670,9 +670,10 @@ fn budget_lines(
             Ok(BudgetLine {
                 partner: p.id().to_string(),
                 examples: p.num_examples(),
-                noise_multiplier: coordinator
-                    .plan(p.id())
-                    .map_or(0.0, |pl| pl.task.noise_multiplier),
+                noise_multiplier: coordinator.plan(p.id()).map_or_else(
+                    || coordinator.central_plan().map_or(0.0, |c| c.noise_multiplier),
+                    |pl| pl.task.noise_multiplier,
+                ),
                 epsilon_spent: s.committed_epsilon,
                 epsilon_budget: s.budget.epsilon(),
                 paused: s.paused,

@@ -25,9 +25,13 @@ pub(crate) struct FederationArgs {
     /// Update protection: none, secagg, secagg+, paillier.
     #[arg(long, default_value = "secagg")]
     privacy: String,
-    /// Per-partner ε budget for DP-SGD; 0 turns DP off.
+    /// Per-partner ε budget (per model version); 0 turns DP off.
     #[arg(long, default_value_t = 8.0)]
     dp_epsilon: f64,
+    /// Where the noise is added: local (example-level DP-SGD at each partner) or central
+    /// (partner-level DP-FedAvg: Poisson-sampled partners, server noise on the clipped sum).
+    #[arg(long, default_value = "local")]
+    dp_mode: String,
     /// δ of the budget.
     #[arg(long, default_value_t = 1e-5)]
     dp_delta: f64,
@@ -40,9 +44,9 @@ pub(crate) struct FederationArgs {
     /// L2 bound on each client's model delta (the secure-aggregation quantizer's range).
     #[arg(long, default_value_t = 10.0)]
     update_clip: f64,
-    /// Hidden layer widths, comma separated (empty: softmax regression).
-    #[arg(long, default_value = "128", value_delimiter = ',')]
-    pub(crate) hidden: Vec<usize>,
+    /// Hidden layer widths, comma separated (`none`: softmax regression).
+    #[arg(long, default_value = "128", value_parser = parse_hidden)]
+    pub(crate) hidden: ::std::vec::Vec<usize>,
     /// Local epochs per round.
     #[arg(long, default_value_t = 1)]
     local_epochs: u32,
@@ -65,16 +69,26 @@ impl FederationArgs {
         clients_per_round: usize,
         min_clients: usize,
     ) -> Result<FederationConfig, fl_net::Error> {
-        let dp = if self.dp_epsilon > 0.0 {
-            DpSetting::LocalSgd {
+        let dp = match (self.dp_epsilon > 0.0, self.dp_mode.as_str()) {
+            (false, _) => DpSetting::Off,
+            (true, "local") => DpSetting::LocalSgd {
                 epsilon: self.dp_epsilon,
                 delta: self.dp_delta,
                 clip: self.dp_clip,
                 batch_size: self.dp_batch,
                 plan_fraction: 0.85,
+            },
+            (true, "central") => DpSetting::Central {
+                epsilon: self.dp_epsilon,
+                delta: self.dp_delta,
+                plan_fraction: 0.85,
+            },
+            (true, other) => {
+                return Err(fl_net::Error::Config {
+                    name: "dp-mode",
+                    reason: format!("unknown mode {other:?}; use local or central"),
+                });
             }
-        } else {
-            DpSetting::Off
         };
         Ok(FederationConfig {
             name: name.into(),
@@ -98,4 +112,17 @@ impl FederationArgs {
             model_version: 0,
         })
     }
+}
+
+/// Hidden layer widths: `64,32`, or `none` / empty for softmax regression.
+pub(crate) fn parse_hidden(s: &str) -> Result<Vec<usize>, String> {
+    if s.is_empty() || s == "none" {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{w:?} is not a positive layer width (use e.g. 128,64 or none)")),
+        })
+        .collect()
 }

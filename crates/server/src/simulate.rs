@@ -149,6 +149,9 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<(), Failure> {
         match cfg.federation.dp {
             fl_net::DpSetting::LocalSgd { epsilon, delta, .. } =>
                 format!("DP-SGD, budget ε = {epsilon}, δ = {delta} per partner"),
+            fl_net::DpSetting::Central { epsilon, delta, .. } => format!(
+                "central (DP-FedAvg: server noise on the sum), budget ε = {epsilon}, δ = {delta} per partner"
+            ),
             _ => "off".into(),
         }
     );
