@@ -1,7 +1,8 @@
 //! Trains the entity tagger on a WLP split and writes the model that fl-tiers ships:
 //! `cargo run --release -p fl-tiers --example wlp_train -- ../shared/data/protocols/wlp/train
-//! crates/tiers/model/wlp-tagger.bin.gz ../shared/data/protocols/wlp/dev [EPOCHS]`. The
-//! shipped model is trained on `train` only; comma-separated directories are pooled. Never pass
+//! crates/tiers/model/wlp-tagger.bin.gz ../shared/data/protocols/wlp/dev [EPOCHS] [BAGS]`
+//! (defaults 10 and 5: five perceptrons on differently shuffled passes, weights averaged). The
+//! shipped model is trained on `train` only with the defaults; comma-separated directories are pooled. Never pass
 //! the test split here.
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example reports to the terminal")]
@@ -15,15 +16,16 @@ use fl_tiers::tagger::{Evaluation, Tagger, TrainOptions};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(train_dir), Some(out)) = (args.first(), args.get(1)) else {
-        anyhow::bail!("usage: wlp_train TRAIN_DIR MODEL_OUT [DEV_DIR] [EPOCHS]");
+        anyhow::bail!("usage: wlp_train TRAIN_DIR MODEL_OUT [DEV_DIR] [EPOCHS] [BAGS]");
     };
     let mut docs = Vec::new();
     for dir in train_dir.split(',') {
         docs.extend(brat::read_dir(&PathBuf::from(dir))?);
     }
     let epochs = args.get(3).map(|e| e.parse()).transpose()?.unwrap_or(10);
+    let bags = args.get(4).map(|b| b.parse()).transpose()?.unwrap_or(5);
     let t = Instant::now();
-    let tagger = Tagger::train(&docs, TrainOptions { epochs, ..TrainOptions::default() })?;
+    let tagger = Tagger::train(&docs, TrainOptions { epochs, bags, ..TrainOptions::default() })?;
     eprintln!(
         "trained on {} protocols in {:.1} s: {} features",
         docs.len(),

@@ -289,11 +289,13 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Averaged weights with magnitude below this are dropped from the model.
     pub prune_below: f32,
+    /// Taggers trained on differently shuffled passes whose weights are averaged.
+    pub bags: usize,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { epochs: 10, seed: 7, prune_below: 1e-3 }
+        Self { epochs: 10, seed: 7, prune_below: 1e-3, bags: 1 }
     }
 }
 
@@ -405,42 +407,62 @@ impl Tagger {
                 (stat, words, gold, segments(&tokens))
             })
             .collect();
-        let mut trainer = Trainer {
-            n,
-            weights: HashMap::new(),
-            totals: HashMap::new(),
-            stamps: HashMap::new(),
-            step: 0,
-        };
-        let mut order: Vec<usize> = (0..prepared.len()).collect();
-        let mut rng = ChaCha20Rng::seed_from_u64(options.seed);
-        for _ in 0..options.epochs {
-            order.shuffle(&mut rng);
-            for &d in &order {
-                let (stat, words, gold, segs) = &prepared[d];
-                for &(a, b) in segs {
-                    trainer.step += 1;
-                    let guess = viterbi(&stat[a..b], &words[a..b], n, &trainer.weights);
-                    for i in a..b {
-                        let (g, p) = (gold[i], guess[i - a]);
-                        let (gp, pp) =
-                            if i == a { (0, 0) } else { (gold[i - 1], guess[i - a - 1]) };
-                        if (g, gp) == (p, pp) {
-                            continue;
+        let bags = options.bags.max(1);
+        let mut merged: HashMap<u64, Vec<(u8, f32)>> = HashMap::new();
+        for bag in 0..bags {
+            let mut trainer = Trainer {
+                n,
+                weights: HashMap::new(),
+                totals: HashMap::new(),
+                stamps: HashMap::new(),
+                step: 0,
+            };
+            let mut order: Vec<usize> = (0..prepared.len()).collect();
+            let mut rng = ChaCha20Rng::seed_from_u64(options.seed.wrapping_add(bag as u64));
+            for _ in 0..options.epochs {
+                order.shuffle(&mut rng);
+                for &d in &order {
+                    let (stat, words, gold, segs) = &prepared[d];
+                    for &(a, b) in segs {
+                        trainer.step += 1;
+                        let guess = viterbi(&stat[a..b], &words[a..b], n, &trainer.weights);
+                        for i in a..b {
+                            let (g, p) = (gold[i], guess[i - a]);
+                            let (gp, pp) =
+                                if i == a { (0, 0) } else { (gold[i - 1], guess[i - a - 1]) };
+                            if (g, gp) == (p, pp) {
+                                continue;
+                            }
+                            let gf = tag_features(gp, words[i]);
+                            let pf = tag_features(pp, words[i]);
+                            if g != p {
+                                trainer.update(&stat[i], g, 1.0);
+                                trainer.update(&stat[i], p, -1.0);
+                            }
+                            trainer.update(&gf, g, 1.0);
+                            trainer.update(&pf, p, -1.0);
                         }
-                        let gf = tag_features(gp, words[i]);
-                        let pf = tag_features(pp, words[i]);
-                        if g != p {
-                            trainer.update(&stat[i], g, 1.0);
-                            trainer.update(&stat[i], p, -1.0);
-                        }
-                        trainer.update(&gf, g, 1.0);
-                        trainer.update(&pf, p, -1.0);
+                    }
+                }
+            }
+            let one = trainer.finish(kinds.clone(), 0.0);
+            #[allow(clippy::cast_precision_loss, reason = "few bags")]
+            let scale = 1.0 / bags as f32;
+            for (f, ws) in one.weights {
+                let e = merged.entry(f).or_default();
+                for (t, w) in ws {
+                    match e.iter_mut().find(|(u, _)| *u == t) {
+                        Some((_, x)) => *x += w * scale,
+                        None => e.push((t, w * scale)),
                     }
                 }
             }
         }
-        Ok(trainer.finish(kinds, options.prune_below))
+        merged.retain(|_, ws| {
+            ws.retain(|(_, w)| w.abs() >= options.prune_below);
+            !ws.is_empty()
+        });
+        Ok(Tagger { version: MODEL_VERSION, kinds, weights: merged })
     }
 
     /// The entity types this tagger predicts.
