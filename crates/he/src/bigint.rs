@@ -11,9 +11,16 @@ use rand::CryptoRng;
 use crate::{Error, Result};
 
 /// Serializes big integers as decimal strings (readable, and what python-paillier's JSON uses).
+///
+/// Reading refuses strings of more than `MAX_DECIMAL_DIGITS` digits before parsing them:
+/// decimal parsing is superlinear, and these values arrive from the network.
 pub(crate) mod dec {
     use num_bigint::BigUint;
     use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Longest decimal integer accepted: 20,000 digits ≈ 66,000 bits, twice the n² of a
+    /// 16,384-bit key.
+    pub(crate) const MAX_DECIMAL_DIGITS: usize = 20_000;
 
     pub(crate) fn serialize<S: Serializer>(v: &BigUint, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&v.to_str_radix(10))
@@ -21,6 +28,12 @@ pub(crate) mod dec {
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BigUint, D::Error> {
         let s = String::deserialize(d)?;
+        if s.len() > MAX_DECIMAL_DIGITS {
+            return Err(serde::de::Error::custom(format!(
+                "a decimal integer of {} digits (at most {MAX_DECIMAL_DIGITS})",
+                s.len()
+            )));
+        }
         BigUint::parse_bytes(s.as_bytes(), 10)
             .ok_or_else(|| serde::de::Error::custom("not a decimal integer"))
     }
@@ -76,5 +89,20 @@ impl CtModulus {
         let e = to_boxed(exp, precision(exp_bits.max(exp.bits())))?;
         let r = BoxedMontyForm::new(b, &self.params).pow(&e).retrieve();
         Ok(BigUint::from_bytes_be(&r.to_be_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Ciphertext;
+
+    #[test]
+    fn oversized_decimal_integers_are_refused_before_parsing() {
+        let ok = format!("\"{}\"", "7".repeat(super::dec::MAX_DECIMAL_DIGITS));
+        assert!(serde_json::from_str::<Ciphertext>(&ok).is_ok());
+        let long = format!("\"{}\"", "7".repeat(super::dec::MAX_DECIMAL_DIGITS + 1));
+        let e = serde_json::from_str::<Ciphertext>(&long).unwrap_err().to_string();
+        assert!(e.contains("digits"), "{e}");
+        assert!(serde_json::from_str::<Ciphertext>("\"12a\"").is_err());
     }
 }
