@@ -142,7 +142,7 @@ struct JoinArgs {
     #[arg(long, default_value_t = 0.5)]
     alpha: f64,
     /// Hidden layer widths (`none`: softmax regression); must match the server's model.
-    #[arg(long, default_value = "128", value_parser = parse_hidden)]
+    #[arg(long, default_value = "128", value_parser = fl_net::simulation::parse_hidden)]
     hidden: ::std::vec::Vec<usize>,
     /// Seed of the data split (the server's --seed).
     #[arg(long, default_value_t = 1)]
@@ -389,17 +389,4 @@ fn main() -> ExitCode {
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
-}
-
-/// Hidden layer widths: `64,32`, or `none` / empty for softmax regression.
-fn parse_hidden(s: &str) -> std::result::Result<Vec<usize>, String> {
-    if s.is_empty() || s == "none" {
-        return Ok(Vec::new());
-    }
-    s.split(',')
-        .map(|w| match w.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{w:?} is not a positive layer width (use e.g. 128,64 or none)")),
-        })
-        .collect()
 }

@@ -18,7 +18,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::state::{hex, unhex, write_json_atomic};
+use crate::state::{hex, unhex, write_json_atomic, write_secret_json};
 use crate::{Error, Result};
 
 const AUTH_DOMAIN: &[u8] = b"mshale-fl/v1/auth";
@@ -146,21 +146,13 @@ impl Identity {
     ///
     /// [`Error::Io`].
     pub fn save(&self, path: &Path) -> Result<()> {
-        let body = Zeroizing::new(
-            serde_json::to_string_pretty(&IdentityFile {
-                partner_id: self.partner.as_str().to_owned(),
-                secret_key_hex: hex(&self.key.to_bytes()),
-            })
-            .map_err(|e| Error::Malformed(e.to_string()))?,
-        );
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(path)?;
-        std::io::Write::write_all(&mut f, body.as_bytes())?;
-        f.sync_all()?;
-        Ok(())
+        let file = IdentityFile {
+            partner_id: self.partner.as_str().to_owned(),
+            secret_key_hex: hex(&self.key.to_bytes()),
+        };
+        let result = write_secret_json(path, &file);
+        drop(Zeroizing::new(file.secret_key_hex));
+        result
     }
 
     /// Reads an identity written by [`Identity::save`].

@@ -175,17 +175,7 @@ fn deal_with(
 ///
 /// [`Error::Io`].
 pub fn save_party_key(party: &PartyKey, path: &Path) -> Result<()> {
-    let body = Zeroizing::new(
-        serde_json::to_string_pretty(party).map_err(|e| Error::Malformed(e.to_string()))?,
-    );
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    std::io::Write::write_all(&mut f, body.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
+    crate::state::write_secret_json(path, party)
 }
 
 /// Reads a partner's key file written by [`save_party_key`].

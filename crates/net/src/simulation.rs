@@ -239,6 +239,24 @@ fn wire<T: Serialize + serde::de::DeserializeOwned>(msg: &T) -> Result<T> {
     decode(&payload)
 }
 
+/// Parses hidden layer widths for the command line: `64,32`, or `none` / empty for softmax
+/// regression.
+///
+/// # Errors
+///
+/// A message naming the width that is not a positive integer.
+pub fn parse_hidden(s: &str) -> std::result::Result<Vec<usize>, String> {
+    if s.is_empty() || s == "none" {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{w:?} is not a positive layer width (use e.g. 128,64 or none)")),
+        })
+        .collect()
+}
+
 /// The training and held-out sets of a shipped dataset (split by `seed`).
 ///
 /// # Errors

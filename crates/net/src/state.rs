@@ -62,3 +62,19 @@ pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     }
     Some(out)
 }
+
+/// Writes a secret (an identity, a key share) as pretty JSON to a new file with owner-only
+/// permissions on Unix, refusing to overwrite one; the serialized text is wiped afterwards.
+pub(crate) fn write_secret_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let body = zeroize::Zeroizing::new(
+        serde_json::to_string_pretty(value).map_err(|e| crate::Error::Malformed(e.to_string()))?,
+    );
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    std::io::Write::write_all(&mut f, body.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}

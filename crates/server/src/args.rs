@@ -45,7 +45,7 @@ pub(crate) struct FederationArgs {
     #[arg(long, default_value_t = 10.0)]
     update_clip: f64,
     /// Hidden layer widths, comma separated (`none`: softmax regression).
-    #[arg(long, default_value = "128", value_parser = parse_hidden)]
+    #[arg(long, default_value = "128", value_parser = fl_net::simulation::parse_hidden)]
     pub(crate) hidden: ::std::vec::Vec<usize>,
     /// Local epochs per round.
     #[arg(long, default_value_t = 1)]
@@ -112,17 +112,4 @@ impl FederationArgs {
             model_version: 0,
         })
     }
-}
-
-/// Hidden layer widths: `64,32`, or `none` / empty for softmax regression.
-pub(crate) fn parse_hidden(s: &str) -> Result<Vec<usize>, String> {
-    if s.is_empty() || s == "none" {
-        return Ok(Vec::new());
-    }
-    s.split(',')
-        .map(|w| match w.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{w:?} is not a positive layer width (use e.g. 128,64 or none)")),
-        })
-        .collect()
 }
