@@ -1,9 +1,9 @@
 //! Trains the entity tagger on a WLP split and writes the model that fl-tiers ships:
 //! `cargo run --release -p fl-tiers --example wlp_train -- ../shared/data/protocols/wlp/train
 //! crates/tiers/model/wlp-tagger.bin.gz ../shared/data/protocols/wlp/dev [EPOCHS] [BAGS]`
-//! (defaults 10 and 5: five perceptrons on differently shuffled passes, weights averaged). The
-//! shipped model is trained on `train` only with the defaults; comma-separated directories are pooled. Never pass
-//! the test split here.
+//! (defaults 10 and 5: five perceptrons on differently shuffled passes, weights averaged), plus
+//! a specialist model for the numeric types. The shipped model is trained on `train` only with
+//! the defaults; comma-separated directories are pooled. Never pass the test split here.
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example reports to the terminal")]
 
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use fl_tiers::brat;
-use fl_tiers::tagger::{Evaluation, Tagger, TrainOptions};
+use fl_tiers::tagger::{Evaluation, NUMERIC_KINDS, Tagger, TrainOptions};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,7 +25,9 @@ fn main() -> anyhow::Result<()> {
     let epochs = args.get(3).map(|e| e.parse()).transpose()?.unwrap_or(10);
     let bags = args.get(4).map(|b| b.parse()).transpose()?.unwrap_or(5);
     let t = Instant::now();
-    let tagger = Tagger::train(&docs, TrainOptions { epochs, bags, ..TrainOptions::default() })?;
+    let options =
+        TrainOptions { epochs, bags, specialist: &NUMERIC_KINDS, ..TrainOptions::default() };
+    let tagger = Tagger::train(&docs, options)?;
     eprintln!(
         "trained on {} protocols in {:.1} s: {} features",
         docs.len(),

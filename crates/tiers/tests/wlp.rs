@@ -37,9 +37,9 @@ fn shipped_tagger_scores_on_the_test_split() {
     let docs = corpus("test");
     assert_eq!(docs.len(), 123);
     let eval = Evaluation::run(shipped_tagger().unwrap(), &docs);
-    // Measured 0.868 (Action) and 0.840 (numeric); floors guard against regressions.
+    // Measured 0.871 (Action), 0.846 (numeric), 0.767 (micro); floors guard against regressions.
     assert!(eval.per_type["Action"].f1() >= 0.85, "Action F1 {}", eval.per_type["Action"].f1());
-    assert!(eval.numeric_micro.f1() >= 0.82, "numeric F1 {}", eval.numeric_micro.f1());
+    assert!(eval.numeric_micro.f1() >= 0.83, "numeric F1 {}", eval.numeric_micro.f1());
     assert!(eval.micro.f1() >= 0.74, "micro F1 {}", eval.micro.f1());
 }
 
