@@ -13,6 +13,8 @@
 //! `B-X`/`I-X`.
 
 use std::collections::HashMap;
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::io::{Read, Write};
 
 use rand::SeedableRng;
@@ -308,7 +310,7 @@ impl Default for TrainOptions {
 }
 
 /// Feature hash → sparse (tag, weight) pairs.
-type SparseWeights = HashMap<u64, Vec<(u8, f32)>>;
+type SparseWeights = FxHashMap<u64, Vec<(u8, f32)>>;
 
 /// The model file's layout (before gzip): version, then per model its entity types and its
 /// weights sorted by feature hash.
@@ -330,13 +332,13 @@ pub struct Tagger {
 
 struct Trainer {
     n: usize,
-    weights: HashMap<u64, Vec<f32>>,
-    totals: HashMap<u64, Vec<f32>>,
-    stamps: HashMap<u64, Vec<u32>>,
+    weights: FxHashMap<u64, Vec<f32>>,
+    totals: FxHashMap<u64, Vec<f32>>,
+    stamps: FxHashMap<u64, Vec<u32>>,
     step: u32,
 }
 
-impl Weights for HashMap<u64, Vec<f32>> {
+impl Weights for FxHashMap<u64, Vec<f32>> {
     fn add_to(&self, f: u64, out: &mut [f32]) {
         if let Some(w) = self.get(&f) {
             for (o, x) in out.iter_mut().zip(w) {
@@ -346,7 +348,7 @@ impl Weights for HashMap<u64, Vec<f32>> {
     }
 }
 
-impl Weights for HashMap<u64, Vec<(u8, f32)>> {
+impl Weights for FxHashMap<u64, Vec<(u8, f32)>> {
     fn add_to(&self, f: u64, out: &mut [f32]) {
         if let Some(w) = self.get(&f) {
             for &(t, x) in w {
@@ -374,7 +376,7 @@ impl Trainer {
     }
 
     fn finish(mut self, kinds: Vec<String>, prune_below: f32) -> Model {
-        let mut weights = HashMap::with_capacity(self.weights.len());
+        let mut weights = FxHashMap::with_capacity_and_hasher(self.weights.len(), FxBuildHasher);
         #[allow(clippy::cast_precision_loss, reason = "step counts below 2^24")]
         let steps = self.step.max(1) as f32;
         for (f, w) in self.weights.drain() {
@@ -413,13 +415,13 @@ impl Model {
             })
             .collect();
         let bags = options.bags.max(1);
-        let mut merged: HashMap<u64, Vec<(u8, f32)>> = HashMap::new();
+        let mut merged: FxHashMap<u64, Vec<(u8, f32)>> = FxHashMap::default();
         for bag in 0..bags {
             let mut trainer = Trainer {
                 n,
-                weights: HashMap::new(),
-                totals: HashMap::new(),
-                stamps: HashMap::new(),
+                weights: FxHashMap::default(),
+                totals: FxHashMap::default(),
+                stamps: FxHashMap::default(),
                 step: 0,
             };
             let mut order: Vec<usize> = (0..prepared.len()).collect();
