@@ -4,6 +4,8 @@
 pub mod brat;
 mod error;
 pub mod features;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod policy;
 pub mod spec;

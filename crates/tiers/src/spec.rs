@@ -18,6 +18,8 @@ pub const SPEC_VERSION: u32 = 1;
 
 /// Longest entity name kept, in words.
 const MAX_NAME_WORDS: usize = 5;
+/// Longest entity name kept, in UTF-8 bytes.
+const MAX_NAME_BYTES: usize = 80;
 
 /// One step (one line of the protocol after the title).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -132,11 +134,11 @@ impl ProtocolSpec {
         }
         for (i, s) in self.steps.iter().enumerate() {
             let names = s.actions.iter().chain(&s.reagents).chain(&s.devices);
-            if let Some(n) = names
-                .clone()
-                .find(|n| n.split_whitespace().count() > MAX_NAME_WORDS || n.len() > 80)
-            {
+            if let Some(n) = names.clone().find(|n| n.split_whitespace().count() > MAX_NAME_WORDS) {
                 return Err(format!("step {i}: name {n:?} is longer than {MAX_NAME_WORDS} words"));
+            }
+            if let Some(n) = names.clone().find(|n| n.len() > MAX_NAME_BYTES) {
+                return Err(format!("step {i}: name {n:?} is longer than {MAX_NAME_BYTES} bytes"));
             }
             let ranges = s
                 .amounts
@@ -180,14 +182,17 @@ impl ProtocolSpec {
 }
 
 fn name(text: &str) -> String {
-    crate::tagger::normalize(text)
+    let mut joined = crate::tagger::normalize(text)
         .split(|c: char| c.is_whitespace())
         .filter(|w| !w.is_empty())
         .take(MAX_NAME_WORDS)
         .collect::<Vec<_>>()
-        .join(" ")
-        .trim_matches(|c: char| !c.is_alphanumeric())
-        .to_owned()
+        .join(" ");
+    if joined.len() > MAX_NAME_BYTES {
+        let cut = (0..=MAX_NAME_BYTES).rev().find(|&i| joined.is_char_boundary(i)).unwrap_or(0);
+        joined.truncate(cut);
+    }
+    joined.trim_matches(|c: char| !c.is_alphanumeric()).to_owned()
 }
 
 /// The tagger shipped with the crate, trained on the WLP `train` split only
@@ -408,4 +413,22 @@ pub fn extract_dir(corpus: &Path, output: &Path) -> Result<ExtractReport> {
     let chars = texts.iter().map(|(_, t)| t.len()).sum();
     let specs = texts.into_iter().map(|(stem, _)| stem).zip(specs).collect();
     Ok(ExtractReport { specs, chars, seconds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_capped_in_bytes_as_validation_requires() {
+        // Five "words" of multi-byte characters (found by the tier_inputs fuzz target: the
+        // extracted spec failed its own validation).
+        let long = format!("16,0{} ice", "\u{fffd}".repeat(26));
+        let n = name(&long);
+        assert!(n.len() <= MAX_NAME_BYTES && !n.is_empty(), "{n:?}");
+        assert_eq!(name("  Tris-HCl buffer, pH 8  "), "tris-hcl buffer, ph 8");
+        let mut spec = extract("T\nAdd water").unwrap();
+        spec.steps[0].reagents = vec!["é".repeat(41)];
+        assert!(spec.validate().unwrap_err().contains("80 bytes"));
+    }
 }

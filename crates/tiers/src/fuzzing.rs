@@ -1,0 +1,64 @@
+//! Entry points for the fuzz targets in `fuzz/` (not a stable API).
+
+use crate::Tagger;
+use crate::features::features;
+use crate::spec::{ProtocolSpec, extract_with, shipped_tagger};
+use crate::tokenize::tokenize;
+
+/// The tiers' untrusted inputs from one byte string: as protocol text through the tokenizer,
+/// the shipped tagger, spec extraction and the feature vector; as a `ProtocolSpec` JSON file
+/// (a partner's or a submitted one); and as a model file.
+///
+/// # Panics
+///
+/// When tokens leave the text or overlap, an entity leaves the text, an extracted spec or
+/// its features fail their own validation or the spec does not survive a JSON round trip, or
+/// a spec that parsed yields invalid features: those are the bugs being hunted.
+pub fn tier_inputs(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let chars = text.chars().count();
+    let tokens = tokenize(&text);
+    assert!(tokens.iter().all(|t| t.start < t.end && t.end <= chars), "token outside the text");
+    assert!(tokens.windows(2).all(|w| w[0].end <= w[1].start), "overlapping tokens");
+    if let Ok(tagger) = shipped_tagger() {
+        let entities = tagger.tag(&text);
+        assert!(
+            entities.iter().all(|e| e.start < e.end && e.end <= chars),
+            "entity outside the text"
+        );
+        let spec = extract_with(tagger, &text);
+        if let Err(reason) = spec.validate() {
+            panic!("extracted spec does not validate: {reason}");
+        }
+        let json = spec.to_json().expect("an extracted spec serializes");
+        let back = ProtocolSpec::from_json(&json).expect("an extracted spec parses back");
+        assert_eq!(back.to_json().ok(), Some(json), "spec JSON round trip");
+        assert!(features(&spec).validate().is_ok(), "features of an extracted spec");
+    }
+    if let Ok(spec) = ProtocolSpec::from_json(&text) {
+        assert!(features(&spec).validate().is_ok(), "features of a parsed spec");
+    }
+    let _ = Tagger::read(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_pass() {
+        let protocol = "Mini prep\nSpin 13,000 rpm at 4°C for 1 h 30 min.\nMix 15 μLNEXTflex buffer, 1xPBS, pH 7.4";
+        tier_inputs(protocol.as_bytes());
+        let spec = extract_with(shipped_tagger().unwrap(), protocol).to_json().unwrap();
+        tier_inputs(spec.as_bytes());
+        for garbage in [&b""[..], b"\xff\xfe\x00", b"{\"version\": 1}", b"\x1f\x8b\x08\x00"] {
+            tier_inputs(garbage);
+        }
+        // Found by the fuzz target: invalid UTF-8 becomes U+FFFD (3 bytes each), and a
+        // five-word name of them exceeded the 80-byte cap that validation enforces.
+        let mut crash = b"\nS0".to_vec();
+        crash.extend([0xff; 25]);
+        crash.extend(b" ice.");
+        tier_inputs(&crash);
+    }
+}
