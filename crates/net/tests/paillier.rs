@@ -55,6 +55,11 @@ fn partners() -> Vec<PartnerId> {
     (0..CLIENTS).map(|i| PartnerId::new(format!("p{i}")).unwrap()).collect()
 }
 
+/// A coordinator for `config` with no partners and no key yet.
+fn coordinator(config: FederationConfig, global: &ModelParams<f32>) -> Result<Coordinator, Error> {
+    Coordinator::new(config, global.clone(), Round(0), None, None, ChaCha20Rng::seed_from_u64(31))
+}
+
 /// A coordinator in Paillier mode with a small (insecure, fast) dealt key.
 type Setup = (Coordinator, ModelParams<f32>, BTreeMap<PartnerId, PartyKey>);
 
@@ -63,14 +68,7 @@ fn setup(seed: u64) -> Result<Setup, Box<dyn std::error::Error>> {
     let global = model.init(1);
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (setup, keys) = deal_insecure_for_tests(&partners(), THRESHOLD, 512, &mut rng)?;
-    let mut coord = Coordinator::new(
-        federation(1),
-        global.clone(),
-        Round(0),
-        None,
-        None,
-        ChaCha20Rng::seed_from_u64(31),
-    )?;
+    let mut coord = coordinator(federation(1), &global)?;
     coord.set_paillier(setup)?;
     for p in partners() {
         coord.add_partner(p, 10)?;
@@ -279,14 +277,7 @@ fn ct(v: BigUint) -> Ciphertext {
 fn keys_are_checked_at_start_and_by_the_participant() -> Result<(), Box<dyn std::error::Error>> {
     let model = Mlp::new(&[40, 6]).unwrap();
     let global = model.init(1);
-    let mut no_key = Coordinator::new(
-        federation(1),
-        global.clone(),
-        Round(0),
-        None,
-        None,
-        ChaCha20Rng::seed_from_u64(31),
-    )?;
+    let mut no_key = coordinator(federation(1), &global)?;
     for p in partners() {
         no_key.add_partner(p, 10)?;
     }
@@ -295,26 +286,12 @@ fn keys_are_checked_at_start_and_by_the_participant() -> Result<(), Box<dyn std:
         deal_insecure_for_tests(&partners(), THRESHOLD, 512, &mut ChaCha20Rng::seed_from_u64(30))?;
     let mut secagg = federation(1);
     secagg.privacy = PrivacyMode::SecAgg;
-    let mut c = Coordinator::new(
-        secagg,
-        global.clone(),
-        Round(0),
-        None,
-        None,
-        ChaCha20Rng::seed_from_u64(31),
-    )?;
+    let mut c = coordinator(secagg, &global)?;
     assert!(c.set_paillier(setup.clone()).is_err(), "a key accepted in SecAgg mode");
     let mut small = federation(1);
     small.clients_per_round = 2;
     small.min_clients = 2;
-    let mut c = Coordinator::new(
-        small,
-        global.clone(),
-        Round(0),
-        None,
-        None,
-        ChaCha20Rng::seed_from_u64(31),
-    )?;
+    let mut c = coordinator(small, &global)?;
     assert!(
         c.set_paillier(setup.clone()).is_err(),
         "threshold 3 accepted with 2 clients per round"

@@ -13,13 +13,12 @@
 //! `B-X`/`I-X`.
 
 use std::collections::HashMap;
-
-use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::io::{Read, Write};
 
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use rand::seq::SliceRandom;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::brat::{Document, Entity};
@@ -348,7 +347,7 @@ impl Weights for FxHashMap<u64, Vec<f32>> {
     }
 }
 
-impl Weights for FxHashMap<u64, Vec<(u8, f32)>> {
+impl Weights for SparseWeights {
     fn add_to(&self, f: u64, out: &mut [f32]) {
         if let Some(w) = self.get(&f) {
             for &(t, x) in w {
@@ -415,7 +414,7 @@ impl Model {
             })
             .collect();
         let bags = options.bags.max(1);
-        let mut merged: FxHashMap<u64, Vec<(u8, f32)>> = FxHashMap::default();
+        let mut merged = SparseWeights::default();
         for bag in 0..bags {
             let mut trainer = Trainer {
                 n,
