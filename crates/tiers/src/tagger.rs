@@ -26,7 +26,7 @@ use crate::tokenize::{Token, tokenize};
 use crate::{Error, Result};
 
 /// Model format version, bumped whenever features or layout change.
-const MODEL_VERSION: u32 = 3;
+const MODEL_VERSION: u32 = 4;
 
 /// 64-bit FNV-1a over a template id and its parts.
 fn fnv(template: u8, parts: &[&str]) -> u64 {
@@ -44,6 +44,20 @@ fn fnv(template: u8, parts: &[&str]) -> u64 {
     }
     h
 }
+
+/// [`fnv`] of one part given as bytes (`fnv(t, &[s]) == fnv_bytes(t, s.as_bytes())`),
+/// without building a string.
+fn fnv_bytes(template: u8, bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in std::iter::once(&template).chain(bytes).chain(&[0x1f]) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Words longer than this (with the two boundary marks) get no trigram features.
+const MAX_TRIGRAM_WORD: usize = 22;
 
 /// Word shape with runs collapsed: `5.73` → `d.d`, `TCEP` → `X`, `Weigh` → `Xx`, `°` → `°`.
 fn shape(word: &str) -> String {
@@ -137,6 +151,31 @@ fn static_features(tokens: &[Token]) -> (Vec<Vec<u64>>, Vec<u64>) {
             fnv(28, &[shp(j + 1), shp(j + 2)]),
             fnv(29, &[shp(j - 2), shp(j - 1)]),
         ];
+        // Unit kinds generalize over spellings seen rarely or never in training ("litre", "gm").
+        let unit = |i: isize| {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| lower.get(i))
+                .and_then(|w| crate::units::unit_class(w))
+                .unwrap_or("-")
+        };
+        f.push(fnv(34, &[unit(j)]));
+        f.push(fnv(35, &[unit(j + 1)]));
+        f.push(fnv(36, &[unit(j - 1)]));
+        f.push(fnv(37, &[shp(j), unit(j + 1), unit(j + 2)]));
+        // Character trigrams of the word between boundary marks: another way to generalize
+        // over rare spellings (5-fold CV on train+dev: all-type micro F1 +0.003).
+        let marked: Vec<char> = std::iter::once('<').chain(w.chars()).chain(['>']).collect();
+        if marked.len() <= MAX_TRIGRAM_WORD {
+            let mut buf = [0u8; 12];
+            for g in marked.windows(3) {
+                let mut len = 0;
+                for c in g {
+                    len += c.encode_utf8(&mut buf[len..]).len();
+                }
+                f.push(fnv_bytes(38, &buf[..len]));
+            }
+        }
         if tok.text.chars().any(|c| c.is_ascii_digit()) {
             // Numbers: what surrounds them decides Amount vs Concentration vs Time …
             f.push(fnv(24, &[word(j + 1), word(j + 2), word(j + 3)]));
@@ -184,6 +223,12 @@ fn viterbi(stat: &[Vec<u64>], words: &[u64], n: usize, w: &impl Weights) -> Vec<
     let mut base = vec![0.0f32; n];
     let mut dynamic = vec![0.0f32; n];
     let (first, all) = ([0usize], (0..n).collect::<Vec<usize>>());
+    // The transition weights (the first previous-tag feature does not depend on the word):
+    // looked up once per line instead of once per token and previous tag.
+    let mut transitions = vec![0.0f32; n * n];
+    for (p, row) in transitions.chunks_exact_mut(n).enumerate() {
+        w.add_to(tag_features(p, 0)[0], row);
+    }
     for i in 0..len {
         base.fill(0.0);
         for &f in &stat[i] {
@@ -196,10 +241,10 @@ fn viterbi(stat: &[Vec<u64>], words: &[u64], n: usize, w: &impl Weights) -> Vec<
             if ps == f32::NEG_INFINITY {
                 continue;
             }
-            dynamic.copy_from_slice(&base);
-            for f in tag_features(p, words[i]) {
-                w.add_to(f, &mut dynamic);
+            for ((d, b), t) in dynamic.iter_mut().zip(&base).zip(&transitions[p * n..(p + 1) * n]) {
+                *d = b + t;
             }
+            w.add_to(tag_features(p, words[i])[1], &mut dynamic);
             for t in 0..n {
                 if allowed(t, p) {
                     let s = ps + dynamic[t];
@@ -681,6 +726,19 @@ mod tests {
                 .map(|&(start, end, k)| Entity { start, end, kind: k.into() })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn byte_hash_matches_the_string_hash_and_trigrams_cover_the_word() {
+        for s in ["", "<ml", "μl>", "°c", "abc"] {
+            assert_eq!(fnv_bytes(38, s.as_bytes()), fnv(38, &[s]));
+        }
+        let tokens = tokenize("T\nAdd 5 ml");
+        let (stat, _) = static_features(&tokens);
+        // "ml" between marks: "<ml" and "ml>".
+        assert!(stat[3].contains(&fnv(38, &["<ml"])) && stat[3].contains(&fnv(38, &["ml>"])));
+        // The number sees the unit kind of the next token.
+        assert!(stat[2].contains(&fnv(35, &["volume"])));
     }
 
     #[test]

@@ -165,6 +165,33 @@ fn volume_factor(u: &str) -> Option<f64> {
     })
 }
 
+/// The kinds of unit a normalized token can spell (`"ml"` → `"volume"`, `"m"` →
+/// `"molar+time"`), for the tagger's features; `None` for anything else.
+pub(crate) fn unit_class(word: &str) -> Option<&'static str> {
+    let time = seconds_factor(word).is_some() && !matches!(word, "\"" | "'");
+    let temperature = matches!(
+        word,
+        "°c" | "°" | "c" | "°f" | "oc" | "celsius" | "fahrenheit" | "kelvin" | "degrees" | "degree"
+    );
+    let speed = matches!(word, "rpm" | "rcf" | "xg" | "×g");
+    let class =
+        match (volume_factor(word), mass_factor(word), mole_factor(word), molar_factor(word)) {
+            (Some(_), ..) => "volume",
+            (_, Some(_), ..) if word == "g" => "mass+speed",
+            (_, Some(_), ..) => "mass",
+            (_, _, Some(_), _) => "mole",
+            (.., Some(_)) if time => "molar+time",
+            (.., Some(_)) => "molar",
+            _ if time => "time",
+            _ if temperature => "temperature",
+            _ if speed => "speed",
+            _ if word == "%" => "percent",
+            _ if matches!(word, "x" | "×") => "fold",
+            _ => return None,
+        };
+    Some(class)
+}
+
 fn mass_factor(u: &str) -> Option<f64> {
     Some(match u {
         "kg" => 1e3,
@@ -372,6 +399,29 @@ pub fn parse_ph(text: &str) -> Option<Range> {
 #[allow(clippy::unwrap_used, clippy::float_cmp, reason = "test code")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_classes_name_every_spelling_the_parsers_know() {
+        let cases = [
+            ("litre", Some("volume")),
+            ("μl", Some("volume")),
+            ("gm", Some("mass")),
+            ("g", Some("mass+speed")),
+            ("pmol", Some("mole")),
+            ("mm", Some("molar")),
+            ("m", Some("molar+time")),
+            ("hrs", Some("time")),
+            ("oc", Some("temperature")),
+            ("rpm", Some("speed")),
+            ("%", Some("percent")),
+            ("×", Some("fold")),
+            ("water", None),
+            ("\"", None),
+        ];
+        for (word, class) in cases {
+            assert_eq!(unit_class(word), class, "{word}");
+        }
+    }
 
     fn close(a: Range, min: f64, max: f64) -> bool {
         (a.min - min).abs() <= 1e-9 * min.abs().max(1.0)
