@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use rand::seq::SliceRandom;
 use rustc_hash::{FxBuildHasher, FxHashMap};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::brat::{Document, Entity};
 use crate::tokenize::{Token, tokenize};
@@ -353,22 +353,67 @@ impl Default for TrainOptions {
     }
 }
 
-/// Feature hash → sparse (tag, weight) pairs.
+/// Feature hash → sparse (tag, weight) pairs, while bags are merged.
 type SparseWeights = FxHashMap<u64, Vec<(u8, f32)>>;
+
+/// Trained weights: feature hash → a run of (tag, weight) pairs in one shared arena, so a
+/// lookup touches the index and then one contiguous run instead of a separate allocation per
+/// feature.
+#[derive(Clone, Debug, Default)]
+struct PackedWeights {
+    index: FxHashMap<u64, (u32, u32)>,
+    pairs: Vec<(u8, f32)>,
+}
+
+impl PackedWeights {
+    /// Packs `(feature, pairs)` entries; `None` when a feature repeats or the arena would
+    /// outgrow 32-bit offsets.
+    fn pack(entries: impl IntoIterator<Item = (u64, Vec<(u8, f32)>)>) -> Option<Self> {
+        let mut out = Self::default();
+        for (f, ws) in entries {
+            let start = u32::try_from(out.pairs.len()).ok()?;
+            let len = u32::try_from(ws.len()).ok()?;
+            if out.index.insert(f, (start, len)).is_some() {
+                return None;
+            }
+            out.pairs.extend(ws);
+        }
+        u32::try_from(out.pairs.len()).ok()?;
+        Some(out)
+    }
+
+    fn get(&self, f: u64) -> Option<&[(u8, f32)]> {
+        let &(start, len) = self.index.get(&f)?;
+        let start = usize::try_from(start).ok()?;
+        self.pairs.get(start..start + usize::try_from(len).ok()?)
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Every feature with its pairs, sorted by feature hash (the file order).
+    fn sorted(&self) -> Vec<(u64, &[(u8, f32)])> {
+        let mut out: Vec<(u64, &[(u8, f32)])> =
+            self.index.keys().filter_map(|&f| Some((f, self.get(f)?))).collect();
+        out.sort_unstable_by_key(|(f, _)| *f);
+        out
+    }
+}
 
 /// The model file's layout (before gzip): version, then per model its entity types and its
 /// weights sorted by feature hash.
 type StoredTagger = (u32, Vec<(Vec<String>, Vec<(u64, Vec<(u8, f32)>)>)>);
 
 /// One perceptron: the entity types it tags and its averaged weights.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 struct Model {
     kinds: Vec<String>,
-    weights: SparseWeights,
+    weights: PackedWeights,
 }
 
 /// A trained tagger: the all-types model, then specialists that override it for their types.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Tagger {
     version: u32,
     models: Vec<Model>,
@@ -392,9 +437,9 @@ impl Weights for FxHashMap<u64, Vec<f32>> {
     }
 }
 
-impl Weights for SparseWeights {
+impl Weights for PackedWeights {
     fn add_to(&self, f: u64, out: &mut [f32]) {
-        if let Some(w) = self.get(&f) {
+        if let Some(w) = self.get(f) {
             for &(t, x) in w {
                 if let Some(o) = out.get_mut(usize::from(t)) {
                     *o += x;
@@ -419,7 +464,7 @@ impl Trainer {
         }
     }
 
-    fn finish(mut self, kinds: Vec<String>, prune_below: f32) -> Model {
+    fn finish(mut self, prune_below: f32) -> SparseWeights {
         let mut weights = FxHashMap::with_capacity_and_hasher(self.weights.len(), FxBuildHasher);
         #[allow(clippy::cast_precision_loss, reason = "step counts below 2^24")]
         let steps = self.step.max(1) as f32;
@@ -440,13 +485,13 @@ impl Trainer {
                 weights.insert(f, sparse);
             }
         }
-        Model { kinds, weights }
+        weights
     }
 }
 
 impl Model {
     /// Trains on the entities of `docs` whose type is in `kinds` (sorted, non-empty).
-    fn train(docs: &[Document], kinds: Vec<String>, options: TrainOptions) -> Self {
+    fn train(docs: &[Document], kinds: Vec<String>, options: TrainOptions) -> Result<Self> {
         let n = n_tags(kinds.len());
         type Prepared = (Vec<Vec<u64>>, Vec<u64>, Vec<usize>, Vec<(usize, usize)>);
         let prepared: Vec<Prepared> = docs
@@ -496,10 +541,10 @@ impl Model {
                     }
                 }
             }
-            let one = trainer.finish(kinds.clone(), 0.0);
+            let one = trainer.finish(0.0);
             #[allow(clippy::cast_precision_loss, reason = "few bags")]
             let scale = 1.0 / bags as f32;
-            for (f, ws) in one.weights {
+            for (f, ws) in one {
                 let e = merged.entry(f).or_default();
                 for (t, w) in ws {
                     match e.iter_mut().find(|(u, _)| *u == t) {
@@ -513,7 +558,11 @@ impl Model {
             ws.retain(|(_, w)| w.abs() >= options.prune_below);
             !ws.is_empty()
         });
-        Self { kinds, weights: merged }
+        let mut entries: Vec<(u64, Vec<(u8, f32)>)> = merged.into_iter().collect();
+        entries.sort_unstable_by_key(|(f, _)| *f);
+        let weights = PackedWeights::pack(entries)
+            .ok_or_else(|| Error::param("training set", "more weights than 32-bit offsets"))?;
+        Ok(Self { kinds, weights })
     }
 
     /// BIO tags of `tokens`, decoded line by line.
@@ -548,9 +597,9 @@ impl Tagger {
         }
         let special: Vec<String> =
             kinds.iter().filter(|k| options.specialist.contains(&k.as_str())).cloned().collect();
-        let mut models = vec![Model::train(docs, kinds, options)];
+        let mut models = vec![Model::train(docs, kinds, options)?];
         if !special.is_empty() {
-            models.push(Model::train(docs, special, options));
+            models.push(Model::train(docs, special, options)?);
         }
         Ok(Self { version: MODEL_VERSION, models })
     }
@@ -593,15 +642,7 @@ impl Tagger {
     ///
     /// [`Error::Model`] when encoding or writing fails.
     pub fn write(&self, out: impl Write) -> Result<()> {
-        let models: Vec<_> = self
-            .models
-            .iter()
-            .map(|m| {
-                let mut entries: Vec<(&u64, &Vec<(u8, f32)>)> = m.weights.iter().collect();
-                entries.sort_by_key(|(k, _)| **k);
-                (&m.kinds, entries)
-            })
-            .collect();
+        let models: Vec<_> = self.models.iter().map(|m| (&m.kinds, m.weights.sorted())).collect();
         let bytes = postcard::to_stdvec(&(self.version, models))
             .map_err(|e| Error::Model(e.to_string()))?;
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::best());
@@ -647,7 +688,9 @@ impl Tagger {
                     return Err(Error::Model("weight for an unknown tag or not finite".into()));
                 }
             }
-            models.push(Model { kinds, weights: entries.into_iter().collect() });
+            let weights = PackedWeights::pack(entries)
+                .ok_or_else(|| Error::Model("a feature repeats or too many weights".into()))?;
+            models.push(Model { kinds, weights });
         }
         Ok(Self { version, models })
     }
@@ -783,8 +826,8 @@ mod tests {
         // The all-types model sees "35 ml water" as one Reagent and never an Amount; the
         // specialist sees "35 ml" as an Amount.
         let options = TrainOptions::default();
-        let main = Model::train(&annotate("Reagent", 11), vec!["Reagent".into()], options);
-        let special = Model::train(&annotate("Amount", 5), vec!["Amount".into()], options);
+        let main = Model::train(&annotate("Reagent", 11), vec!["Reagent".into()], options).unwrap();
+        let special = Model::train(&annotate("Amount", 5), vec!["Amount".into()], options).unwrap();
         let alone = Tagger { version: MODEL_VERSION, models: vec![main.clone()] };
         let text = "T\nStir 70 ml water";
         assert_eq!(alone.tag(text), vec![Entity { start: 7, end: 18, kind: "Reagent".into() }]);
@@ -822,6 +865,8 @@ mod tests {
         let one = (vec!["Amount".to_owned()], vec![(1u64, vec![(0u8, 1.0f32)])]);
         assert!(Tagger::read(gz(&(MODEL_VERSION, vec![one.clone()])).as_slice()).is_ok());
         assert!(Tagger::read(gz(&(2, vec![one.clone()])).as_slice()).is_err());
+        let repeated = (vec!["Amount".to_owned()], vec![(1u64, vec![(0u8, 1.0f32)]); 2]);
+        assert!(Tagger::read(gz(&(MODEL_VERSION, vec![repeated])).as_slice()).is_err());
         let bad_tag = (vec!["Amount".to_owned()], vec![(1u64, vec![(3u8, 1.0f32)])]);
         assert!(Tagger::read(gz(&(MODEL_VERSION, vec![one, bad_tag])).as_slice()).is_err());
     }
