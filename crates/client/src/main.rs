@@ -1,5 +1,6 @@
 //! `fl-client`: the partner's command-line front end. `extract` turns lab protocols into tier-1
-//! specs (and tier-2 feature vectors) locally, `inspect` shows exactly what would be sent and
+//! specs (and tier-2 feature vectors) locally (`train-tagger` adapts its entity tagger to the
+//! partner's own annotated protocols), `inspect` shows exactly what would be sent and
 //! whether the sensitivity policy lets it out, `keygen` creates the partner's identity and
 //! `join` takes part in a federation (tier 3).
 //!
@@ -13,9 +14,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use fl_tiers::brat;
 use fl_tiers::features::{features, privatize};
 use fl_tiers::policy::{Agreement, AgreementKind, Sensitivity};
 use fl_tiers::spec::ProtocolSpec;
+use fl_tiers::tagger::{Evaluation, NUMERIC_KINDS, Tagger, TrainOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,6 +54,32 @@ enum Command {
         /// L2 clip norm C of the feature vector before noise (sensitivity 2C).
         #[arg(long, default_value_t = 8.0)]
         dp_clip: f64,
+        /// Entity tagger model from `fl-client train-tagger` (default: the shipped model,
+        /// trained on the WLP corpus).
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Train the entity tagger on this partner's own brat-annotated protocols (`NAME.txt` with
+    /// `NAME.ann`), for `extract --model`, when its annotation conventions differ from the
+    /// shipped model's; locally, nothing is sent.
+    TrainTagger {
+        /// Directory of annotated protocols (repeatable; pooled). Protocols without
+        /// annotations are skipped.
+        #[arg(long = "annotated", required = true)]
+        annotated: Vec<PathBuf>,
+        /// Where to write the model (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Held-out annotated protocols: scores the new and the shipped model on them (exact
+        /// span and type match).
+        #[arg(long)]
+        dev: Option<PathBuf>,
+        /// Passes over the training protocols.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+        epochs: u16,
+        /// Perceptrons on differently shuffled passes whose weights are averaged.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=20))]
+        bags: u16,
     },
     /// Create an ed25519 identity file for a partner and print its public key (give it to the
     /// server operator for `fl-server enrol`).
@@ -309,8 +338,23 @@ fn parse_agreement(s: &str) -> Result<Agreement> {
     Ok(Agreement::new(kind, id)?)
 }
 
-fn extract(tier: u8, corpus: &Path, output: &Path, dp: Option<(f64, f64, f64)>) -> Result<()> {
-    let report = fl_tiers::spec::extract_dir(corpus, output)?;
+fn read_tagger(path: &Path) -> Result<Tagger> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    Tagger::read(std::io::BufReader::new(file))
+        .with_context(|| format!("{}: not a tagger model of this version", path.display()))
+}
+
+fn extract(
+    tier: u8,
+    corpus: &Path,
+    output: &Path,
+    dp: Option<(f64, f64, f64)>,
+    model: Option<&Path>,
+) -> Result<()> {
+    let report = match model {
+        Some(path) => fl_tiers::spec::extract_dir_with(&read_tagger(path)?, corpus, output)?,
+        None => fl_tiers::spec::extract_dir(corpus, output)?,
+    };
     if report.specs.is_empty() {
         bail!("{}: no .txt protocols found", corpus.display());
     }
@@ -343,11 +387,77 @@ fn extract(tier: u8, corpus: &Path, output: &Path, dp: Option<(f64, f64, f64)>) 
     Ok(())
 }
 
+fn train_tagger(
+    annotated: &[PathBuf],
+    out: &Path,
+    dev: Option<&Path>,
+    epochs: u16,
+    bags: u16,
+) -> Result<()> {
+    let mut docs = Vec::new();
+    let mut skipped = 0usize;
+    for dir in annotated {
+        for doc in brat::read_dir(dir)? {
+            if doc.entities.is_empty() {
+                skipped += 1;
+            } else {
+                docs.push(doc);
+            }
+        }
+    }
+    let entities: usize = docs.iter().map(|d| d.entities.len()).sum();
+    let options = TrainOptions {
+        epochs: usize::from(epochs),
+        bags: usize::from(bags),
+        specialist: &NUMERIC_KINDS,
+        ..TrainOptions::default()
+    };
+    let t = std::time::Instant::now();
+    let tagger = Tagger::train(&docs, options)?;
+    println!(
+        "trained on {} protocols ({entities} entities, {} types; {skipped} without annotations \
+         skipped) in {:.1} s",
+        docs.len(),
+        tagger.kinds().len(),
+        t.elapsed().as_secs_f64()
+    );
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir
+        .join(format!(".{}.tmp", out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let mut bytes = Vec::new();
+    tagger.write(&mut bytes)?;
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {} ({} bytes)", out.display(), bytes.len());
+    if let Some(dev) = dev {
+        let held = brat::read_dir(dev)?;
+        if held.iter().all(|d| d.entities.is_empty()) {
+            bail!("{}: no annotated protocols to score on", dev.display());
+        }
+        println!("on {} ({} protocols), F1 exact span and type:", dev.display(), held.len());
+        for (name, t) in [("new", &tagger), ("shipped", fl_tiers::spec::shipped_tagger()?)] {
+            let e = Evaluation::run(t, &held);
+            let action = e.per_type.get("Action").copied().unwrap_or_default();
+            println!(
+                "  {name:8} numeric {:.3}  all types {:.3}  Action {:.3}",
+                e.numeric_micro.f1(),
+                e.micro.f1(),
+                action.f1()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Extract { tier, corpus, output, dp_epsilon, dp_delta, dp_clip } => {
-            extract(tier, &corpus, &output, dp_epsilon.map(|e| (e, dp_delta, dp_clip)))
+        Command::Extract { tier, corpus, output, dp_epsilon, dp_delta, dp_clip, model } => {
+            let dp = dp_epsilon.map(|e| (e, dp_delta, dp_clip));
+            extract(tier, &corpus, &output, dp, model.as_deref())
+        }
+        Command::TrainTagger { annotated, out, dev, epochs, bags } => {
+            train_tagger(&annotated, &out, dev.as_deref(), epochs, bags)
         }
         Command::Keygen { partner_id, identity } => (|| {
             let id = fl_net::auth::Identity::generate(
@@ -382,7 +492,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", fl_core::display_chain(e.as_ref()));
             let usage = e
                 .downcast_ref::<fl_tiers::Error>()
                 .is_some_and(|e| matches!(e, fl_tiers::Error::InvalidParameter { .. }));

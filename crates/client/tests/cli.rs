@@ -61,3 +61,76 @@ fn extract_inspect_and_errors() {
         assert!(!text(&o).contains("panicked"));
     }
 }
+
+#[test]
+fn train_a_tagger_on_own_annotations_and_extract_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wlp = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/protocols/wlp");
+    let (annotated, held, plain) =
+        (dir.path().join("annotated"), dir.path().join("held"), dir.path().join("plain"));
+    for d in [&annotated, &held, &plain] {
+        std::fs::create_dir(d).unwrap();
+    }
+    for n in [3, 4, 5, 6, 9, 12, 13, 14, 15, 18, 19, 22] {
+        for ext in ["txt", "ann"] {
+            let name = format!("protocol_{n}.{ext}");
+            std::fs::copy(wlp.join("train").join(&name), annotated.join(&name)).unwrap();
+        }
+    }
+    // One protocol without annotations: skipped, not learnt as "no entities".
+    std::fs::copy(wlp.join("dev/protocol_0.txt"), annotated.join("protocol_0.txt")).unwrap();
+    for n in [1, 7] {
+        for ext in ["txt", "ann"] {
+            let name = format!("protocol_{n}.{ext}");
+            std::fs::copy(wlp.join("dev").join(&name), held.join(&name)).unwrap();
+        }
+        let name = format!("protocol_{n}.txt");
+        std::fs::copy(wlp.join("dev").join(&name), plain.join(&name)).unwrap();
+    }
+    let model = dir.path().join("own.tagger.gz");
+    let (a, h, m) = (annotated.to_str().unwrap(), held.to_str().unwrap(), model.to_str().unwrap());
+    let o = fl_client(&[
+        "train-tagger",
+        "--annotated",
+        a,
+        "--out",
+        m,
+        "--dev",
+        h,
+        "--epochs",
+        "2",
+        "--bags",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("trained on 12 protocols") && out.contains("1 without annotations"),
+        "{out}"
+    );
+    assert!(out.contains("new ") && out.contains("shipped "), "{out}");
+    assert!(std::fs::metadata(&model).unwrap().len() > 1000);
+
+    let specs = dir.path().join("specs");
+    let (p, s) = (plain.to_str().unwrap(), specs.to_str().unwrap());
+    let o = fl_client(&["extract", "--corpus", p, "--output", s, "--model", m]);
+    assert!(o.status.success(), "{}", text(&o));
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(specs.join("protocol_1.spec.json")).unwrap())
+            .unwrap();
+    let actions = spec["summary"]["actions"].as_u64().unwrap();
+    assert!(actions > 0, "the adapted tagger finds actions: {spec}");
+
+    let garbage = dir.path().join("garbage.gz");
+    std::fs::write(&garbage, b"not a model").unwrap();
+    let g = garbage.to_str().unwrap();
+    for (args, code, says) in [
+        (vec!["extract", "--corpus", p, "--output", s, "--model", g], 1, "not a tagger model"),
+        (vec!["train-tagger", "--annotated", p, "--out", m], 2, "annotated"),
+        (vec!["train-tagger", "--annotated", a, "--out", m, "--epochs", "0"], 2, "epochs"),
+    ] {
+        let o = fl_client(&args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(says) && !text(&o).contains("panicked"), "{}", text(&o));
+    }
+}

@@ -139,3 +139,46 @@ impl Error {
         Self::InvalidArgument { name, reason: reason.into() }
     }
 }
+
+/// `error: cause: cause …` on one line, for command-line reports: each cause in the
+/// [`source`](std::error::Error::source) chain is appended unless the message so far already
+/// ends with it (the workspace's error types print their cause in their own message *and*
+/// return it as the source, as `thiserror`'s `#[from]` does, so a plain chain walk would print
+/// it twice).
+#[must_use]
+pub fn display_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::display_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading model.bin: {0}")]
+    struct Repeats(#[from] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("loading the federation state")]
+    struct Wraps(#[source] Repeats);
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        assert_eq!(display_chain(&Repeats(io())), "reading model.bin: no such file");
+        assert_eq!(
+            display_chain(&Wraps(Repeats(io()))),
+            "loading the federation state: reading model.bin: no such file"
+        );
+    }
+}

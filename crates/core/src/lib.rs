@@ -30,7 +30,7 @@ pub use codec::{
     CodecError, DecodeOptions, decode_params, decode_params_into, decode_update,
     decode_update_into, encode_params, encode_params_into, encode_update,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, display_chain};
 pub use params::ModelParams;
 pub use safetensors_io::{
     LAYER_ORDER_KEY, from_safetensors, load_safetensors, save_safetensors, to_safetensors,

@@ -381,15 +381,26 @@ pub struct ExtractReport {
     pub seconds: f64,
 }
 
-/// Extracts every `*.txt` in `corpus` into `output/<stem>.spec.json` (in parallel). Files are
-/// written to a temporary name and renamed, so an interrupted run leaves no partial spec.
+/// Extracts every `*.txt` in `corpus` into `output/<stem>.spec.json` (in parallel) with the
+/// shipped tagger. Files are written to a temporary name and renamed, so an interrupted run
+/// leaves no partial spec.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] for unreadable input or unwritable output; [`Error::Model`].
 pub fn extract_dir(corpus: &Path, output: &Path) -> Result<ExtractReport> {
+    extract_dir_with(shipped_tagger()?, corpus, output)
+}
+
+/// [`extract_dir`] with another tagger, e.g. one a partner trained on its own annotated
+/// protocols ([`Tagger::train`], `fl-client train-tagger`) because its annotation conventions
+/// differ from the shipped model's training data.
+///
+/// # Errors
+///
+/// [`Error::Io`] for unreadable input or unwritable output.
+pub fn extract_dir_with(tagger: &Tagger, corpus: &Path, output: &Path) -> Result<ExtractReport> {
     use rayon::prelude::*;
-    let tagger = shipped_tagger()?;
     let files = crate::brat::text_files(corpus)?;
     std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
     let texts: Vec<(String, String)> = files
