@@ -413,7 +413,21 @@ fn train_tagger(
         ..TrainOptions::default()
     };
     let t = std::time::Instant::now();
-    let tagger = Tagger::train(&docs, options)?;
+    // Hidden when stderr is not a terminal.
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "training: pass {pos}/{len} [{bar:30}] {elapsed_precise} (eta {eta})",
+        )
+        .context("progress template")?
+        .progress_chars("=> "),
+    );
+    let tagger = Tagger::train_with_progress(&docs, options, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let tagger = tagger?;
     println!(
         "trained on {} protocols ({entities} entities, {} types; {skipped} without annotations \
          skipped) in {:.1} s",

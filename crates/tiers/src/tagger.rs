@@ -491,7 +491,13 @@ impl Trainer {
 
 impl Model {
     /// Trains on the entities of `docs` whose type is in `kinds` (sorted, non-empty).
-    fn train(docs: &[Document], kinds: Vec<String>, options: TrainOptions) -> Result<Self> {
+    /// `pass` is called after every pass over the documents.
+    fn train(
+        docs: &[Document],
+        kinds: Vec<String>,
+        options: TrainOptions,
+        pass: &mut dyn FnMut(),
+    ) -> Result<Self> {
         let n = n_tags(kinds.len());
         type Prepared = (Vec<Vec<u64>>, Vec<u64>, Vec<usize>, Vec<(usize, usize)>);
         let prepared: Vec<Prepared> = docs
@@ -516,6 +522,7 @@ impl Model {
             let mut order: Vec<usize> = (0..prepared.len()).collect();
             let mut rng = ChaCha20Rng::seed_from_u64(options.seed.wrapping_add(bag as u64));
             for _ in 0..options.epochs {
+                pass();
                 order.shuffle(&mut rng);
                 for &d in &order {
                     let (stat, words, gold, segs) = &prepared[d];
@@ -585,6 +592,20 @@ impl Tagger {
     /// [`Error::InvalidParameter`] for no documents, no entities, zero epochs or more than 127
     /// entity types.
     pub fn train(docs: &[Document], options: TrainOptions) -> Result<Self> {
+        Self::train_with_progress(docs, options, &mut |_, _| {})
+    }
+
+    /// [`Tagger::train`], calling `progress(done, total)` as passes over the documents start
+    /// (`total` = models × bags × epochs), e.g. to drive a progress bar.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tagger::train`].
+    pub fn train_with_progress(
+        docs: &[Document],
+        options: TrainOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
         let mut kinds: Vec<String> =
             docs.iter().flat_map(|d| &d.entities).map(|e| e.kind.clone()).collect();
         kinds.sort();
@@ -597,10 +618,17 @@ impl Tagger {
         }
         let special: Vec<String> =
             kinds.iter().filter(|k| options.specialist.contains(&k.as_str())).cloned().collect();
-        let mut models = vec![Model::train(docs, kinds, options)?];
+        let total = (1 + usize::from(!special.is_empty())) * options.bags.max(1) * options.epochs;
+        let mut done = 0;
+        let mut pass = || {
+            progress(done, total);
+            done += 1;
+        };
+        let mut models = vec![Model::train(docs, kinds, options, &mut pass)?];
         if !special.is_empty() {
-            models.push(Model::train(docs, special, options)?);
+            models.push(Model::train(docs, special, options, &mut pass)?);
         }
+        progress(total, total);
         Ok(Self { version: MODEL_VERSION, models })
     }
 
@@ -802,7 +830,12 @@ mod tests {
             let a = 2 + verb.len();
             docs.push(doc(&text, &[(2, a, "Action"), (a + 1, a + 1 + n.len() + 3, "Amount")]));
         }
-        let t = Tagger::train(&docs, TrainOptions::default()).unwrap();
+        let mut calls = Vec::new();
+        let options = TrainOptions { bags: 2, specialist: &["Amount"], ..TrainOptions::default() };
+        let t =
+            Tagger::train_with_progress(&docs, options, &mut |d, n| calls.push((d, n))).unwrap();
+        // Two models × two bags × ten epochs, then done.
+        assert_eq!(calls, (0..=40).map(|d| (d, 40)).collect::<Vec<_>>());
         let got = t.tag("T\nAdd 70 ml water");
         let want = vec![
             Entity { start: 2, end: 5, kind: "Action".into() },
@@ -826,8 +859,12 @@ mod tests {
         // The all-types model sees "35 ml water" as one Reagent and never an Amount; the
         // specialist sees "35 ml" as an Amount.
         let options = TrainOptions::default();
-        let main = Model::train(&annotate("Reagent", 11), vec!["Reagent".into()], options).unwrap();
-        let special = Model::train(&annotate("Amount", 5), vec!["Amount".into()], options).unwrap();
+        let main =
+            Model::train(&annotate("Reagent", 11), vec!["Reagent".into()], options, &mut || {})
+                .unwrap();
+        let special =
+            Model::train(&annotate("Amount", 5), vec!["Amount".into()], options, &mut || {})
+                .unwrap();
         let alone = Tagger { version: MODEL_VERSION, models: vec![main.clone()] };
         let text = "T\nStir 70 ml water";
         assert_eq!(alone.tag(text), vec![Entity { start: 7, end: 18, kind: "Reagent".into() }]);
