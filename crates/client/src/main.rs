@@ -405,6 +405,13 @@ fn train_tagger(
             }
         }
     }
+    // Held-out protocols are read before training, so a bad `--dev` fails fast.
+    let held = dev.map(|dir| brat::read_dir(dir).map(|docs| (dir, docs))).transpose()?;
+    if let Some((dir, docs)) = &held
+        && docs.iter().all(|d| d.entities.is_empty())
+    {
+        bail!("{}: no annotated protocols to score on", dir.display());
+    }
     let entities: usize = docs.iter().map(|d| d.entities.len()).sum();
     let options = TrainOptions {
         epochs: usize::from(epochs),
@@ -443,11 +450,7 @@ fn train_tagger(
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {} ({} bytes)", out.display(), bytes.len());
-    if let Some(dev) = dev {
-        let held = brat::read_dir(dev)?;
-        if held.iter().all(|d| d.entities.is_empty()) {
-            bail!("{}: no annotated protocols to score on", dev.display());
-        }
+    if let Some((dev, held)) = held {
         println!("on {} ({} protocols), F1 exact span and type:", dev.display(), held.len());
         for (name, t) in [("new", &tagger), ("shipped", fl_tiers::spec::shipped_tagger()?)] {
             let e = Evaluation::run(t, &held);

@@ -128,6 +128,7 @@ fn train_a_tagger_on_own_annotations_and_extract_with_it() {
         (vec!["extract", "--corpus", p, "--output", s, "--model", g], 1, "not a tagger model"),
         (vec!["train-tagger", "--annotated", p, "--out", m], 2, "annotated"),
         (vec!["train-tagger", "--annotated", a, "--out", m, "--epochs", "0"], 2, "epochs"),
+        (vec!["train-tagger", "--annotated", a, "--out", m, "--dev", p], 1, "no annotated"),
     ] {
         let o = fl_client(&args);
         assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
