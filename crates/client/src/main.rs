@@ -18,7 +18,7 @@ use fl_tiers::brat;
 use fl_tiers::features::{features, privatize};
 use fl_tiers::policy::{Agreement, AgreementKind, Sensitivity};
 use fl_tiers::spec::ProtocolSpec;
-use fl_tiers::tagger::{Evaluation, NUMERIC_KINDS, Tagger, TrainOptions};
+use fl_tiers::tagger::{Evaluation, Tagger, TrainOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -416,8 +416,7 @@ fn train_tagger(
     let options = TrainOptions {
         epochs: usize::from(epochs),
         bags: usize::from(bags),
-        specialist: &NUMERIC_KINDS,
-        ..TrainOptions::default()
+        ..TrainOptions::shipped()
     };
     let t = std::time::Instant::now();
     // Hidden when stderr is not a terminal.

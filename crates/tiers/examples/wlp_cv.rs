@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use fl_tiers::brat;
-use fl_tiers::tagger::{Counts, Evaluation, NUMERIC_KINDS, Tagger, TrainOptions};
+use fl_tiers::tagger::{Counts, Evaluation, Tagger, TrainOptions};
 use rayon::prelude::*;
 
 fn main() -> anyhow::Result<()> {
@@ -29,8 +29,7 @@ fn main() -> anyhow::Result<()> {
     if k < 2 || docs.len() < k {
         anyhow::bail!("need K ≥ 2 and at least K protocols ({} found)", docs.len());
     }
-    let options =
-        TrainOptions { epochs, bags, specialist: &NUMERIC_KINDS, ..TrainOptions::default() };
+    let options = TrainOptions { epochs, bags, ..TrainOptions::shipped() };
     let folds: Vec<anyhow::Result<Evaluation>> = (0..k)
         .into_par_iter()
         .map(|fold| {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use fl_tiers::brat;
-use fl_tiers::tagger::{Evaluation, NUMERIC_KINDS, Tagger, TrainOptions};
+use fl_tiers::tagger::{Evaluation, Tagger, TrainOptions};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,8 +25,7 @@ fn main() -> anyhow::Result<()> {
     let epochs = args.get(3).map(|e| e.parse()).transpose()?.unwrap_or(10);
     let bags = args.get(4).map(|b| b.parse()).transpose()?.unwrap_or(5);
     let t = Instant::now();
-    let options =
-        TrainOptions { epochs, bags, specialist: &NUMERIC_KINDS, ..TrainOptions::default() };
+    let options = TrainOptions { epochs, bags, ..TrainOptions::shipped() };
     let tagger = Tagger::train(&docs, options)?;
     eprintln!(
         "trained on {} protocols in {:.1} s: {} features",

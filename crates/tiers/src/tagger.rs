@@ -28,32 +28,28 @@ use crate::{Error, Result};
 /// Model format version, bumped whenever features or layout change.
 const MODEL_VERSION: u32 = 4;
 
-/// 64-bit FNV-1a over a template id and its parts.
-fn fnv(template: u8, parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |b: u8| {
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Feeds `bytes` into a 64-bit FNV-1a state.
+fn fnv_feed(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    eat(template);
-    for p in parts {
-        for &b in p.as_bytes() {
-            eat(b);
-        }
-        eat(0x1f);
     }
     h
+}
+
+/// 64-bit FNV-1a over a template id and its parts, each part followed by 0x1f.
+fn fnv(template: u8, parts: &[&str]) -> u64 {
+    parts.iter().fold(fnv_feed(FNV_OFFSET, &[template]), |h, p| {
+        fnv_feed(fnv_feed(h, p.as_bytes()), &[0x1f])
+    })
 }
 
 /// [`fnv`] of one part given as bytes (`fnv(t, &[s]) == fnv_bytes(t, s.as_bytes())`),
 /// without building a string.
 fn fnv_bytes(template: u8, bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in std::iter::once(&template).chain(bytes).chain(&[0x1f]) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    fnv_feed(fnv_feed(fnv_feed(FNV_OFFSET, &[template]), bytes), &[0x1f])
 }
 
 /// Words longer than this (with the two boundary marks) get no trigram features.
@@ -188,10 +184,10 @@ fn static_features(tokens: &[Token]) -> (Vec<Vec<u64>>, Vec<u64>) {
     (out, words)
 }
 
-/// Features that depend on the previous tag (first order, so Viterbi is exact).
-fn tag_features(prev: usize, word_hash: u64) -> [u64; 2] {
-    // The per-tag hashes are needed for every (token, previous tag) pair Viterbi visits:
-    // compute them once (tags are fewer than 256).
+/// The hashes of the previous-tag templates: the transition (previous tag alone) and the
+/// previous tag combined with the word. Viterbi needs them for every (token, previous tag)
+/// pair it visits: computed once (tags are fewer than 256).
+fn previous_tag_hashes(prev: usize) -> [u64; 2] {
     static TAGS: std::sync::OnceLock<Vec<[u64; 2]>> = std::sync::OnceLock::new();
     let tags = TAGS.get_or_init(|| {
         (0..256usize)
@@ -201,8 +197,14 @@ fn tag_features(prev: usize, word_hash: u64) -> [u64; 2] {
             })
             .collect()
     });
-    let [a, b] = tags[prev];
-    [a, b ^ word_hash.rotate_left(17)]
+    tags[prev]
+}
+
+/// Features that depend on the previous tag (first order, so Viterbi is exact): the
+/// transition, and the previous tag × the word.
+fn tag_features(prev: usize, word_hash: u64) -> [u64; 2] {
+    let [transition, with_word] = previous_tag_hashes(prev);
+    [transition, with_word ^ word_hash.rotate_left(17)]
 }
 
 /// Read access to weights, dense while training and sparse once trained.
@@ -223,11 +225,11 @@ fn viterbi(stat: &[Vec<u64>], words: &[u64], n: usize, w: &impl Weights) -> Vec<
     let mut base = vec![0.0f32; n];
     let mut dynamic = vec![0.0f32; n];
     let (first, all) = ([0usize], (0..n).collect::<Vec<usize>>());
-    // The transition weights (the first previous-tag feature does not depend on the word):
-    // looked up once per line instead of once per token and previous tag.
+    // The transition weights do not depend on the word: looked up once per line instead of
+    // once per token and previous tag.
     let mut transitions = vec![0.0f32; n * n];
     for (p, row) in transitions.chunks_exact_mut(n).enumerate() {
-        w.add_to(tag_features(p, 0)[0], row);
+        w.add_to(previous_tag_hashes(p)[0], row);
     }
     for i in 0..len {
         base.fill(0.0);
@@ -345,6 +347,15 @@ pub struct TrainOptions {
     /// unannotated), whose predictions replace the all-types model's for these types. Empty:
     /// no specialist.
     pub specialist: &'static [&'static str],
+}
+
+impl TrainOptions {
+    /// The recipe of the shipped model: ten epochs, five bags, a specialist for
+    /// [`NUMERIC_KINDS`].
+    #[must_use]
+    pub fn shipped() -> Self {
+        Self { bags: 5, specialist: &NUMERIC_KINDS, ..Self::default() }
+    }
 }
 
 impl Default for TrainOptions {
@@ -565,9 +576,7 @@ impl Model {
             ws.retain(|(_, w)| w.abs() >= options.prune_below);
             !ws.is_empty()
         });
-        let mut entries: Vec<(u64, Vec<(u8, f32)>)> = merged.into_iter().collect();
-        entries.sort_unstable_by_key(|(f, _)| *f);
-        let weights = PackedWeights::pack(entries)
+        let weights = PackedWeights::pack(merged)
             .ok_or_else(|| Error::param("training set", "more weights than 32-bit offsets"))?;
         Ok(Self { kinds, weights })
     }
