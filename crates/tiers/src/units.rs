@@ -92,9 +92,51 @@ pub struct Quantity {
     pub unit: Unit,
 }
 
-/// `(number range, unit text)` pairs found in an entity, in order. Qualifiers such as `~`,
-/// `approx.`, `≥` are skipped; ranges are `a-b`, `a–b`, `a to b`.
-fn pairs(text: &str) -> Vec<(Range, String)> {
+/// Number words that protocols spell out ("one hour", "thirty minutes", "two drops").
+fn number_word(w: &str) -> Option<f64> {
+    Some(match w {
+        "one" => 1.0,
+        "two" => 2.0,
+        "three" => 3.0,
+        "four" => 4.0,
+        "five" => 5.0,
+        "six" => 6.0,
+        "seven" => 7.0,
+        "eight" => 8.0,
+        "nine" => 9.0,
+        "ten" => 10.0,
+        "eleven" => 11.0,
+        "twelve" => 12.0,
+        "fifteen" => 15.0,
+        "twenty" => 20.0,
+        "thirty" => 30.0,
+        "forty" => 40.0,
+        "fifty" => 50.0,
+        "sixty" => 60.0,
+        "ninety" => 90.0,
+        _ => return None,
+    })
+}
+
+/// Dashes that join the ends of a range (`5-10`, `5–10`, `500‐1,000`) or a number to its unit
+/// (`2-ml`).
+fn is_dash(w: &str) -> bool {
+    matches!(w, "-" | "–" | "—" | "‐" | "‑" | "−")
+}
+
+/// A number (or range) and the unit text after it.
+struct Pair {
+    range: Range,
+    unit: String,
+    /// Joined to the previous pair by a dash or `to`: the two ends of a range whose ends
+    /// carry units (`400 µl – 1 ml`).
+    joined: bool,
+}
+
+/// The number (range) and unit pairs found in an entity, in order. Qualifiers such as `~`,
+/// `approx.`, `≥` are skipped; ranges are `a-b`, `a–b`, `a to b`; a unit with a negative
+/// exponent or `per` becomes a quotient (`mol l-1` and `mol per l` → `mol/l`).
+fn pairs(text: &str) -> Vec<Pair> {
     let toks = tokenize(text);
     let words: Vec<String> = toks.iter().map(|t| crate::tagger::normalize(&t.text)).collect();
     let number = |w: &str| -> Option<f64> {
@@ -104,17 +146,33 @@ fn pairs(text: &str) -> Vec<(Range, String)> {
             let w = if thousands { w.replace(',', "") } else { w.replace(',', ".") };
             w.parse().ok()
         } else {
-            None
+            number_word(w)
         }
     };
-    let mut out: Vec<(Range, String)> = Vec::new();
+    let mut out: Vec<Pair> = Vec::new();
     let mut i = 0;
     while i < words.len() {
         let Some(mut v) = number(&words[i]) else {
             i += 1;
             continue;
         };
+        let joined =
+            !out.is_empty() && i > 0 && words.get(i - 1).is_some_and(|w| is_dash(w) || w == "to");
         i += 1;
+        // "one half", "one-third": a spelled-out fraction.
+        if number_word(&words[i - 1]).is_some() {
+            let at = i + usize::from(words.get(i).is_some_and(|w| is_dash(w)));
+            let denominator = match words.get(at).map(String::as_str) {
+                Some("half" | "halves") => Some(2.0),
+                Some("third" | "thirds") => Some(3.0),
+                Some("quarter" | "quarters") => Some(4.0),
+                _ => None,
+            };
+            if let Some(d) = denominator {
+                v /= d;
+                i = at + 1;
+            }
+        }
         // Fractions (1/2) and decimals split by a space-less dot are already joined.
         if words.get(i).is_some_and(|w| w == "/")
             && let Some(d) = words.get(i + 1).and_then(|w| number(w))
@@ -126,14 +184,32 @@ fn pairs(text: &str) -> Vec<(Range, String)> {
             i += 2;
         }
         let mut r = Range::point(v);
-        let dash = words.get(i).is_some_and(|w| matches!(w.as_str(), "-" | "–" | "—" | "to" | "~"));
+        let dash = words.get(i).is_some_and(|w| is_dash(w) || matches!(w.as_str(), "to" | "~"));
         if dash && let Some(hi) = words.get(i + 1).and_then(|w| number(w)) {
             r = Range { min: v.min(hi), max: v.max(hi) };
             i += 2;
         }
+        // "2-ml", "3-6+ hours": a hyphen or an open-ended `+` between the number and its unit.
+        if words.get(i).is_some_and(|w| is_dash(w) || w == "+")
+            && words.get(i + 1).is_some_and(|w| w.starts_with(char::is_alphabetic))
+        {
+            i += 1;
+        }
         // Scientific notation: 5 x 10^6, 5x10 6, 1e6 is tokenized as 1 e 6.
-        let mut unit = String::new();
+        let mut parts: Vec<String> = Vec::new();
+        let mut unit_len = 0;
         while let Some(w) = words.get(i) {
+            // "l-1", "ml−1": a negative exponent makes the last part a denominator.
+            if is_dash(w) && words.get(i + 1).is_some_and(|e| e == "1") {
+                if parts.len() > 1
+                    && let Some(last) = parts.last_mut()
+                {
+                    last.insert(0, '/');
+                    i += 2;
+                    continue;
+                }
+                break;
+            }
             if number(w).is_some() {
                 break;
             }
@@ -143,13 +219,17 @@ fn pairs(text: &str) -> Vec<(Range, String)> {
             ) {
                 break;
             }
-            unit.push_str(w);
+            let part = if w == "per" && !parts.is_empty() { "/".to_owned() } else { w.clone() };
+            unit_len += part.len();
+            parts.push(part);
             i += 1;
-            if unit.len() > 24 {
+            if unit_len > 24 {
                 break;
             }
         }
-        out.push((r, unit));
+        let unit = parts.concat();
+        let unit = unit.trim_end_matches(|c: char| is_dash(c.encode_utf8(&mut [0; 4]))).to_owned();
+        out.push(Pair { range: r, unit, joined });
     }
     out
 }
@@ -158,7 +238,7 @@ fn volume_factor(u: &str) -> Option<f64> {
     Some(match u {
         "l" | "liter" | "liters" | "litre" | "litres" => 1.0,
         "dl" => 0.1,
-        "ml" | "milliliter" | "milliliters" | "millilitre" | "cc" => 1e-3,
+        "ml" | "mls" | "milliliter" | "milliliters" | "millilitre" | "millilitres" | "cc" => 1e-3,
         "μl" | "ul" | "microliter" | "microliters" | "microlitre" | "λ" => 1e-6,
         "nl" => 1e-9,
         _ => return None,
@@ -207,10 +287,10 @@ fn mass_factor(u: &str) -> Option<f64> {
 fn mole_factor(u: &str) -> Option<f64> {
     Some(match u {
         "mol" | "mole" | "moles" => 1.0,
-        "mmol" => 1e-3,
-        "μmol" | "umol" => 1e-6,
-        "nmol" => 1e-9,
-        "pmol" => 1e-12,
+        "mmol" | "mmole" | "mmoles" | "mmols" => 1e-3,
+        "μmol" | "umol" | "μmole" | "μmoles" | "μmols" | "umoles" => 1e-6,
+        "nmol" | "nmole" | "nmoles" | "nmols" => 1e-9,
+        "pmol" | "pmole" | "pmoles" | "pmols" => 1e-12,
         _ => return None,
     })
 }
@@ -229,24 +309,42 @@ fn molar_factor(u: &str) -> Option<f64> {
 /// An amount (volume, mass, moles, enzyme units or a count).
 #[must_use]
 pub fn parse_amount(text: &str) -> Option<Quantity> {
-    let (r, u) = pairs(text).into_iter().next()?;
-    if let Some(q) = parse_concentration_unit(&u).filter(|_| u.contains('/')) {
-        return Some(Quantity { value: r.scale(q.1), unit: q.0 });
+    let found = pairs(text);
+    let first = amount_of(found.first()?);
+    Some(match found.get(1).filter(|p| p.joined).map(amount_of) {
+        // "400 µl – 1 ml", "1 pg–100 ng": a range whose ends carry units.
+        Some(second) if second.unit == first.unit && first.unit != Unit::Count => {
+            span(first, second)
+        }
+        _ => first,
+    })
+}
+
+/// The range from `a` to `b` (same unit).
+fn span(a: Quantity, b: Quantity) -> Quantity {
+    let value = Range { min: a.value.min.min(b.value.min), max: a.value.max.max(b.value.max) };
+    Quantity { value, unit: a.unit }
+}
+
+fn amount_of(pair: &Pair) -> Quantity {
+    let (r, u) = (pair.range, pair.unit.as_str());
+    if let Some(q) = parse_concentration_unit(u).filter(|_| u.contains('/')) {
+        return Quantity { value: r.scale(q.1), unit: q.0 };
     }
     // "200 μl/well", "5 mg per lane": the amount is the numerator.
-    let u = u.split('/').next().unwrap_or_default().trim_end_matches("per").to_owned();
-    let (unit, f) = if let Some(f) = volume_factor(&u) {
+    let u = u.split('/').next().unwrap_or_default();
+    let (unit, f) = if let Some(f) = volume_factor(u) {
         (Unit::Litre, f)
-    } else if let Some(f) = mass_factor(&u) {
+    } else if let Some(f) = mass_factor(u) {
         (Unit::Gram, f)
-    } else if let Some(f) = mole_factor(&u) {
+    } else if let Some(f) = mole_factor(u) {
         (Unit::Mole, f)
-    } else if matches!(u.as_str(), "u" | "units" | "unit") {
+    } else if matches!(u, "u" | "units" | "unit") {
         (Unit::EnzymeUnit, 1.0)
     } else {
         (Unit::Count, 1.0)
     };
-    Some(Quantity { value: r.scale(f), unit })
+    Quantity { value: r.scale(f), unit }
 }
 
 fn parse_concentration_unit(u: &str) -> Option<(Unit, f64)> {
@@ -281,9 +379,16 @@ fn parse_concentration_unit(u: &str) -> Option<(Unit, f64)> {
 /// A concentration: molar, mass per volume, percent, normality or fold.
 #[must_use]
 pub fn parse_concentration(text: &str) -> Option<Quantity> {
-    let (r, u) = pairs(text).into_iter().next()?;
-    let (unit, f) = parse_concentration_unit(&u)?;
-    Some(Quantity { value: r.scale(f), unit })
+    let found = pairs(text);
+    let concentration = |p: &Pair| {
+        parse_concentration_unit(&p.unit)
+            .map(|(unit, f)| Quantity { value: p.range.scale(f), unit })
+    };
+    let first = concentration(found.first()?)?;
+    Some(match found.get(1).filter(|p| p.joined).and_then(concentration) {
+        Some(second) if second.unit == first.unit => span(first, second),
+        _ => first,
+    })
 }
 
 /// A temperature in °C. Handles `37 °C`, `37C`, `-80`, `98.6 °F`, `277 K`, "room
@@ -292,7 +397,7 @@ pub fn parse_concentration(text: &str) -> Option<Quantity> {
 pub fn parse_temperature(text: &str) -> Option<Range> {
     let lower = crate::tagger::normalize(text);
     let negative = lower.trim_start().starts_with(['-', '−', '–']);
-    if let Some((r, u)) = pairs(text).into_iter().next() {
+    if let Some(Pair { range: r, unit: u, .. }) = pairs(text).into_iter().next() {
         let r = if negative { Range { min: -r.max, max: -r.min } } else { r };
         let u =
             u.trim_start_matches("°").trim_start_matches("degrees").trim_start_matches("degree");
@@ -321,11 +426,14 @@ pub fn parse_temperature(text: &str) -> Option<Range> {
 
 fn seconds_factor(u: &str) -> Option<f64> {
     Some(match u.trim_end_matches('.') {
-        "s" | "sec" | "secs" | "second" | "seconds" | "\"" => 1.0,
+        "s" | "sec" | "secs" | "second" | "seconds" | "\"" | "''" => 1.0,
         "min" | "mins" | "minute" | "minutes" | "m" | "'" => 60.0,
         "h" | "hr" | "hrs" | "hour" | "hours" | "hs" => 3600.0,
         "d" | "day" | "days" => 86_400.0,
         "wk" | "week" | "weeks" => 604_800.0,
+        // Calendar averages: 30.44 and 365.25 days.
+        "month" | "months" => 2_629_800.0,
+        "yr" | "year" | "years" => 31_557_600.0,
         "ms" => 1e-3,
         _ => return None,
     })
@@ -338,12 +446,13 @@ pub fn parse_duration(text: &str) -> Option<Range> {
     let found = pairs(text);
     let mut total: Option<Range> = None;
     let mut pending: Vec<Range> = Vec::new();
-    for (r, u) in found {
+    for Pair { range: r, unit: u, joined } in found {
         if let Some(f) = seconds_factor(&u) {
             let r = r.scale(f);
-            // "1-2 h" already a range; "1 h 30 min" adds up.
+            // "1-2 h" already a range; "1 h 30 min" adds up; "30 min – 1 h" is a range.
             total = Some(match total {
                 None => r,
+                Some(t) if joined => Range { min: t.min.min(r.min), max: t.max.max(r.max) },
                 Some(t) => Range { min: t.min + r.min, max: t.max + r.max },
             });
             // Bare numbers before a unit ("5 or 10 min") take that unit.
@@ -363,18 +472,26 @@ pub fn parse_duration(text: &str) -> Option<Range> {
     }
     let lower = crate::tagger::normalize(text);
     if lower.contains("overnight") || lower.contains("o/n") || lower.contains("over night") {
-        Some(Range { min: 12.0 * 3600.0, max: 16.0 * 3600.0 })
-    } else {
-        None
+        return Some(Range { min: 12.0 * 3600.0, max: 16.0 * 3600.0 });
+    }
+    // "an hour", "a minute", "hour": one of the unit.
+    match lower.split_whitespace().collect::<Vec<_>>()[..] {
+        ["a" | "an", unit] | [unit]
+            if matches!(unit, "second" | "minute" | "hour" | "day" | "week" | "month" | "year") =>
+        {
+            seconds_factor(unit).map(Range::point)
+        }
+        _ => None,
     }
 }
 
 /// A centrifuge or shaker speed: `13,000 rpm`, `12000 x g`, `5000g`, `500 rcf`.
 #[must_use]
 pub fn parse_speed(text: &str) -> Option<Quantity> {
-    let (r, u) = pairs(text).into_iter().next()?;
+    let Pair { range: r, unit: u, .. } = pairs(text).into_iter().next()?;
     let lower = crate::tagger::normalize(text);
-    let unit = if u.contains("rpm") || lower.contains("rpm") {
+    // "rmp" is a frequent misspelling of rpm.
+    let unit = if u.contains("rpm") || lower.contains("rpm") || u == "rmp" {
         Unit::Rpm
     } else if u.ends_with('g')
         || u.contains("rcf")
@@ -391,7 +508,7 @@ pub fn parse_speed(text: &str) -> Option<Quantity> {
 /// A pH value or range (`pH 7.4`, `7.5-8.0`), refused outside 0–14.
 #[must_use]
 pub fn parse_ph(text: &str) -> Option<Range> {
-    let (r, _) = pairs(text).into_iter().next()?;
+    let r = pairs(text).into_iter().next()?.range;
     (r.min >= 0.0 && r.max <= 14.0).then_some(r)
 }
 
