@@ -4,14 +4,17 @@ use crate::Tagger;
 use crate::features::features;
 use crate::spec::{ProtocolSpec, extract_with, shipped_tagger};
 use crate::tokenize::tokenize;
+use crate::units;
 
 /// The tiers' untrusted inputs from one byte string: as protocol text through the tokenizer,
-/// the shipped tagger, spec extraction and the feature vector; as a `ProtocolSpec` JSON file
-/// (a partner's or a submitted one); and as a model file.
+/// the unit normalizers (each line as an entity), the shipped tagger, spec extraction and the
+/// feature vector; as a `ProtocolSpec` JSON file (a partner's or a submitted one); and as a
+/// model file.
 ///
 /// # Panics
 ///
-/// When tokens leave the text or overlap, an entity leaves the text, an extracted spec or
+/// When tokens leave the text or overlap, a normalizer returns a range that is not finite and
+/// ordered, an entity leaves the text, an extracted spec or
 /// its features fail their own validation or the spec does not survive a JSON round trip, or
 /// a spec that parsed yields invalid features: those are the bugs being hunted.
 pub fn tier_inputs(data: &[u8]) {
@@ -20,6 +23,20 @@ pub fn tier_inputs(data: &[u8]) {
     let tokens = tokenize(&text);
     assert!(tokens.iter().all(|t| t.start < t.end && t.end <= chars), "token outside the text");
     assert!(tokens.windows(2).all(|w| w[0].end <= w[1].start), "overlapping tokens");
+    for line in text.lines().take(64) {
+        let quantities =
+            [units::parse_amount(line), units::parse_concentration(line), units::parse_speed(line)];
+        let ranges =
+            [units::parse_temperature(line), units::parse_duration(line), units::parse_ph(line)];
+        for r in
+            quantities.into_iter().flatten().map(|q| q.value).chain(ranges.into_iter().flatten())
+        {
+            assert!(
+                r.min.is_finite() && r.max.is_finite() && r.min <= r.max,
+                "normalizer range {r:?}"
+            );
+        }
+    }
     if let Ok(tagger) = shipped_tagger() {
         let entities = tagger.tag(&text);
         assert!(
@@ -60,5 +77,14 @@ mod tests {
         crash.extend([0xff; 25]);
         crash.extend(b" ice.");
         tier_inputs(&crash);
+        // A 400-digit number was read as infinity, and twenty huge finite durations summed to
+        // an infinite total: both made the extracted spec fail its own validation.
+        let zeros = "0".repeat(400);
+        tier_inputs(
+            format!("P\nAdd 1{zeros} ml, spin 1{zeros} rpm for 1{zeros} h at 1{zeros} °C.")
+                .as_bytes(),
+        );
+        let line = format!("Incubate for 1{} h at 37 °C.\n", "0".repeat(304));
+        tier_inputs(format!("P\n{}", line.repeat(20)).as_bytes());
     }
 }

@@ -343,7 +343,10 @@ pub fn spec_from_entities(text: &str, entities: &[Entity]) -> ProtocolSpec {
         summary.speeds += u32::try_from(s.speeds.len()).unwrap_or(u32::MAX);
         summary.devices += u32::try_from(s.devices.len()).unwrap_or(u32::MAX);
         summary.ph += u32::try_from(s.ph.len()).unwrap_or(u32::MAX);
-        summary.total_duration_s += s.durations_s.iter().map(|r| r.min).sum::<f64>();
+        // Saturates: each duration is finite, but enough huge ones would sum to infinity.
+        summary.total_duration_s = (summary.total_duration_s
+            + s.durations_s.iter().map(|r| r.min).sum::<f64>())
+        .min(f64::MAX);
         all_actions.extend(s.actions.iter().cloned());
         all_reagents.extend(s.reagents.iter().cloned());
     }

@@ -1,6 +1,7 @@
 //! Normalizing the numeric entities of lab protocols: amounts and concentrations to SI-style
 //! units (L, g, mol, mol/L, g/L …), temperatures to °C, durations to seconds, speeds to rpm or
-//! × g, and pH, each as a `[min, max]` range (a single value has `min == max`).
+//! × g, and pH, each as a `[min, max]` range (a single value has `min == max`). A value too
+//! large for an `f64` (a 400-digit number) is not read rather than read as infinity.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -309,6 +310,10 @@ fn molar_factor(u: &str) -> Option<f64> {
 /// An amount (volume, mass, moles, enzyme units or a count).
 #[must_use]
 pub fn parse_amount(text: &str) -> Option<Quantity> {
+    read_amount(text).filter(|q| q.value.is_valid())
+}
+
+fn read_amount(text: &str) -> Option<Quantity> {
     let found = pairs(text);
     let first = amount_of(found.first()?);
     Some(match found.get(1).filter(|p| p.joined).map(amount_of) {
@@ -379,6 +384,10 @@ fn parse_concentration_unit(u: &str) -> Option<(Unit, f64)> {
 /// A concentration: molar, mass per volume, percent, normality or fold.
 #[must_use]
 pub fn parse_concentration(text: &str) -> Option<Quantity> {
+    read_concentration(text).filter(|q| q.value.is_valid())
+}
+
+fn read_concentration(text: &str) -> Option<Quantity> {
     let found = pairs(text);
     let concentration = |p: &Pair| {
         parse_concentration_unit(&p.unit)
@@ -395,6 +404,10 @@ pub fn parse_concentration(text: &str) -> Option<Quantity> {
 /// temperature" (20–25 °C), "on ice"/"ice-cold" (0–4 °C), "boiling" (100 °C).
 #[must_use]
 pub fn parse_temperature(text: &str) -> Option<Range> {
+    read_temperature(text).filter(Range::is_valid)
+}
+
+fn read_temperature(text: &str) -> Option<Range> {
     let lower = crate::tagger::normalize(text);
     let negative = lower.trim_start().starts_with(['-', '−', '–']);
     if let Some(Pair { range: r, unit: u, .. }) = pairs(text).into_iter().next() {
@@ -443,6 +456,10 @@ fn seconds_factor(u: &str) -> Option<f64> {
 /// "overnight"/"o/n" (12–16 h).
 #[must_use]
 pub fn parse_duration(text: &str) -> Option<Range> {
+    read_duration(text).filter(Range::is_valid)
+}
+
+fn read_duration(text: &str) -> Option<Range> {
     let found = pairs(text);
     let mut total: Option<Range> = None;
     let mut pending: Vec<Range> = Vec::new();
@@ -488,6 +505,10 @@ pub fn parse_duration(text: &str) -> Option<Range> {
 /// A centrifuge or shaker speed: `13,000 rpm`, `12000 x g`, `5000g`, `500 rcf`.
 #[must_use]
 pub fn parse_speed(text: &str) -> Option<Quantity> {
+    read_speed(text).filter(|q| q.value.is_valid())
+}
+
+fn read_speed(text: &str) -> Option<Quantity> {
     let Pair { range: r, unit: u, .. } = pairs(text).into_iter().next()?;
     let lower = crate::tagger::normalize(text);
     // "rmp" is a frequent misspelling of rpm.
@@ -508,6 +529,10 @@ pub fn parse_speed(text: &str) -> Option<Quantity> {
 /// A pH value or range (`pH 7.4`, `7.5-8.0`), refused outside 0–14.
 #[must_use]
 pub fn parse_ph(text: &str) -> Option<Range> {
+    read_ph(text).filter(Range::is_valid)
+}
+
+fn read_ph(text: &str) -> Option<Range> {
     let r = pairs(text).into_iter().next()?.range;
     (r.min >= 0.0 && r.max <= 14.0).then_some(r)
 }
