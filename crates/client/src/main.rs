@@ -351,10 +351,30 @@ fn extract(
     dp: Option<(f64, f64, f64)>,
     model: Option<&Path>,
 ) -> Result<()> {
-    let report = match model {
-        Some(path) => fl_tiers::spec::extract_dir_with(&read_tagger(path)?, corpus, output)?,
-        None => fl_tiers::spec::extract_dir(corpus, output)?,
+    let own;
+    let tagger = match model {
+        Some(path) => {
+            own = read_tagger(path)?;
+            &own
+        }
+        None => fl_tiers::spec::shipped_tagger()?,
     };
+    // Hidden when stderr is not a terminal.
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "extracting: {pos}/{len} protocols [{bar:30}] {elapsed_precise} (eta {eta})",
+        )
+        .context("progress template")?
+        .progress_chars("=> "),
+    );
+    let report =
+        fl_tiers::spec::extract_dir_with_progress(tagger, corpus, output, &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        });
+    bar.finish_and_clear();
+    let report = report?;
     if report.specs.is_empty() {
         bail!("{}: no .txt protocols found", corpus.display());
     }

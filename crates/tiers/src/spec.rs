@@ -403,30 +403,57 @@ pub fn extract_dir(corpus: &Path, output: &Path) -> Result<ExtractReport> {
 ///
 /// [`Error::Io`] for unreadable input or unwritable output.
 pub fn extract_dir_with(tagger: &Tagger, corpus: &Path, output: &Path) -> Result<ExtractReport> {
+    extract_dir_with_progress(tagger, corpus, output, &mut |_, _| {})
+}
+
+/// Protocols read, extracted and written per batch: memory stays bounded by a batch's texts
+/// however large the corpus.
+const EXTRACT_BATCH: usize = 256;
+
+/// [`extract_dir_with`], calling `progress(done, total)` after each batch of protocols is
+/// written (e.g. to drive a progress bar). Protocols are read, extracted in parallel and
+/// written a batch at a time, so only one batch of texts is held in memory.
+///
+/// # Errors
+///
+/// As [`extract_dir_with`]; specs of batches before the failing file are already written.
+pub fn extract_dir_with_progress(
+    tagger: &Tagger,
+    corpus: &Path,
+    output: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ExtractReport> {
     use rayon::prelude::*;
     let files = crate::brat::text_files(corpus)?;
     std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
-    let texts: Vec<(String, String)> = files
-        .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok((stem, text))
-        })
-        .collect::<Result<_>>()?;
-    let t = std::time::Instant::now();
-    let specs: Vec<ProtocolSpec> =
-        texts.par_iter().map(|(_, text)| extract_with(tagger, text)).collect();
-    let seconds = t.elapsed().as_secs_f64();
-    for ((stem, _), spec) in texts.iter().zip(&specs) {
-        let path = output.join(format!("{stem}.spec.json"));
-        let tmp = output.join(format!(".{stem}.spec.json.tmp"));
-        std::fs::write(&tmp, spec.to_json()?).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    let mut report =
+        ExtractReport { specs: Vec::with_capacity(files.len()), chars: 0, seconds: 0.0 };
+    progress(0, files.len());
+    for batch in files.chunks(EXTRACT_BATCH) {
+        let texts: Vec<(String, String)> = batch
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                let stem =
+                    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                Ok((stem, text))
+            })
+            .collect::<Result<_>>()?;
+        let t = std::time::Instant::now();
+        let specs: Vec<ProtocolSpec> =
+            texts.par_iter().map(|(_, text)| extract_with(tagger, text)).collect();
+        report.seconds += t.elapsed().as_secs_f64();
+        for ((stem, text), spec) in texts.into_iter().zip(specs) {
+            let path = output.join(format!("{stem}.spec.json"));
+            let tmp = output.join(format!(".{stem}.spec.json.tmp"));
+            std::fs::write(&tmp, spec.to_json()?).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            report.chars += text.len();
+            report.specs.push((stem, spec));
+        }
+        progress(report.specs.len(), files.len());
     }
-    let chars = texts.iter().map(|(_, t)| t.len()).sum();
-    let specs = texts.into_iter().map(|(stem, _)| stem).zip(specs).collect();
-    Ok(ExtractReport { specs, chars, seconds })
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -444,5 +471,40 @@ mod tests {
         let mut spec = extract("T\nAdd water").unwrap();
         spec.steps[0].reagents = vec!["é".repeat(41)];
         assert!(spec.validate().unwrap_err().contains("80 bytes"));
+    }
+
+    #[test]
+    fn a_corpus_is_extracted_batch_by_batch_with_progress() {
+        let corpus = tempfile::tempdir().unwrap();
+        let output = corpus.path().join("specs");
+        let n = EXTRACT_BATCH + 44;
+        for i in 0..n {
+            let text =
+                format!("Protocol {i}\nSpin at {} rpm for {i} min.\nAdd {i} ml water.", 1000 + i);
+            std::fs::write(corpus.path().join(format!("p{i:04}.txt")), text).unwrap();
+        }
+        let mut calls = Vec::new();
+        let report = extract_dir_with_progress(
+            shipped_tagger().unwrap(),
+            corpus.path(),
+            &output,
+            &mut |done, total| calls.push((done, total)),
+        )
+        .unwrap();
+        assert_eq!(calls, [(0, n), (EXTRACT_BATCH, n), (n, n)]);
+        assert_eq!(report.specs.len(), n);
+        for (stem, spec) in &report.specs {
+            let i: usize = stem[1..].parse().unwrap();
+            let text = std::fs::read_to_string(corpus.path().join(format!("{stem}.txt"))).unwrap();
+            assert_eq!(report.specs[i].0, *stem, "report in file order");
+            let written =
+                std::fs::read_to_string(output.join(format!("{stem}.spec.json"))).unwrap();
+            assert_eq!(written, extract(&text).unwrap().to_json().unwrap());
+            assert_eq!(spec.to_json().unwrap(), written);
+        }
+        // A file that is not UTF-8 stops the run with an error naming it.
+        std::fs::write(corpus.path().join("zz.txt"), b"\xff\xfe").unwrap();
+        let err = extract_dir(corpus.path(), &output).unwrap_err().to_string();
+        assert!(err.contains("zz.txt"), "{err}");
     }
 }
