@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use fl_tiers::brat;
-use fl_tiers::units::{self, Unit};
+use fl_tiers::tagger::NUMERIC_KINDS;
+use fl_tiers::units;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,25 +30,13 @@ fn main() -> anyhow::Result<()> {
         let chars: Vec<char> = d.text.chars().collect();
         for e in &d.entities {
             let surface: String = chars[e.start..e.end].iter().collect();
-            let read = match e.kind.as_str() {
-                "Amount" => units::parse_amount(&surface).is_some_and(|q| q.unit != Unit::Count),
-                "Concentration" => units::parse_concentration(&surface).is_some(),
-                "Temperature" => units::parse_temperature(&surface).is_some(),
-                "Time" => units::parse_duration(&surface).is_some(),
-                "Speed" => units::parse_speed(&surface).is_some(),
-                "pH" => units::parse_ph(&surface).is_some(),
-                _ => continue,
-            };
+            if !NUMERIC_KINDS.contains(&e.kind.as_str()) {
+                continue;
+            }
+            let reading = units::read_entity(&e.kind, &surface);
+            let read = reading.is_some_and(|r| r.has_unit());
             if values && show == Some(&e.kind) {
-                let reading = match e.kind.as_str() {
-                    "Amount" => format!("{:?}", units::parse_amount(&surface)),
-                    "Concentration" => format!("{:?}", units::parse_concentration(&surface)),
-                    "Temperature" => format!("{:?}", units::parse_temperature(&surface)),
-                    "Time" => format!("{:?}", units::parse_duration(&surface)),
-                    "Speed" => format!("{:?}", units::parse_speed(&surface)),
-                    _ => format!("{:?}", units::parse_ph(&surface)),
-                };
-                println!("{surface:?}\t{reading}");
+                println!("{surface:?}\t{reading:?}");
             }
             let t = totals.entry(e.kind.clone()).or_default();
             t.0 += 1;

@@ -3,6 +3,7 @@
 use crate::Tagger;
 use crate::features::features;
 use crate::spec::{ProtocolSpec, extract_with, shipped_tagger};
+use crate::tagger::NUMERIC_KINDS;
 use crate::tokenize::tokenize;
 use crate::units;
 
@@ -24,17 +25,10 @@ pub fn tier_inputs(data: &[u8]) {
     assert!(tokens.iter().all(|t| t.start < t.end && t.end <= chars), "token outside the text");
     assert!(tokens.windows(2).all(|w| w[0].end <= w[1].start), "overlapping tokens");
     for line in text.lines().take(64) {
-        let quantities =
-            [units::parse_amount(line), units::parse_concentration(line), units::parse_speed(line)];
-        let ranges =
-            [units::parse_temperature(line), units::parse_duration(line), units::parse_ph(line)];
-        for r in
-            quantities.into_iter().flatten().map(|q| q.value).chain(ranges.into_iter().flatten())
-        {
-            assert!(
-                r.min.is_finite() && r.max.is_finite() && r.min <= r.max,
-                "normalizer range {r:?}"
-            );
+        for kind in NUMERIC_KINDS {
+            if let Some(r) = units::read_entity(kind, line).map(|r| r.range()) {
+                assert!(r.is_valid(), "{kind} read as {r:?}");
+            }
         }
     }
     if let Ok(tagger) = shipped_tagger() {

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::brat::Entity;
-use crate::units::{self, Quantity, Range};
+use crate::tagger::NUMERIC_KINDS;
+use crate::units::{self, Quantity, Range, Reading};
 use crate::{Error, Result, Tagger};
 
 /// The `ProtocolSpec` schema version this build writes and reads.
@@ -288,34 +289,21 @@ pub fn spec_from_entities(text: &str, entities: &[Entity]) -> ProtocolSpec {
             continue; // the title is never extracted
         };
         let surface: String = chars[e.start..e.end.min(chars.len())].iter().collect();
-        let mut parsed = true;
         match e.kind.as_str() {
             "Action" => step.actions.push(name(&surface)),
             "Reagent" => step.reagents.push(name(&surface)),
             "Device" => step.devices.push(name(&surface)),
             "Location" => summary.locations += 1,
-            "Amount" => {
-                parsed = units::parse_amount(&surface).map(|q| step.amounts.push(q)).is_some()
-            }
-            "Concentration" => {
-                parsed = units::parse_concentration(&surface)
-                    .map(|q| step.concentrations.push(q))
-                    .is_some();
-            }
-            "Temperature" => {
-                parsed = units::parse_temperature(&surface)
-                    .map(|r| step.temperatures_c.push(r))
-                    .is_some()
-            }
-            "Time" => {
-                parsed = units::parse_duration(&surface).map(|r| step.durations_s.push(r)).is_some()
-            }
-            "Speed" => parsed = units::parse_speed(&surface).map(|q| step.speeds.push(q)).is_some(),
-            "pH" => parsed = units::parse_ph(&surface).map(|r| step.ph.push(r)).is_some(),
+            kind if NUMERIC_KINDS.contains(&kind) => match units::read_entity(kind, &surface) {
+                Some(Reading::Amount(q)) => step.amounts.push(q),
+                Some(Reading::Concentration(q)) => step.concentrations.push(q),
+                Some(Reading::Temperature(r)) => step.temperatures_c.push(r),
+                Some(Reading::Duration(r)) => step.durations_s.push(r),
+                Some(Reading::Speed(q)) => step.speeds.push(q),
+                Some(Reading::Ph(r)) => step.ph.push(r),
+                None => summary.unparsed += 1,
+            },
             _ => {}
-        }
-        if !parsed {
-            summary.unparsed += 1;
         }
     }
     let guard = SixWordGuard::new(text);

@@ -537,6 +537,56 @@ fn read_ph(text: &str) -> Option<Range> {
     (r.min >= 0.0 && r.max <= 14.0).then_some(r)
 }
 
+/// What a numeric entity was read as, by entity type.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reading {
+    /// An `Amount` ([`parse_amount`]).
+    Amount(Quantity),
+    /// A `Concentration` ([`parse_concentration`]).
+    Concentration(Quantity),
+    /// A `Temperature` in °C ([`parse_temperature`]).
+    Temperature(Range),
+    /// A `Time` in seconds ([`parse_duration`]).
+    Duration(Range),
+    /// A `Speed` ([`parse_speed`]).
+    Speed(Quantity),
+    /// A `pH` ([`parse_ph`]).
+    Ph(Range),
+}
+
+impl Reading {
+    /// The value range, in the reading's unit.
+    #[must_use]
+    pub fn range(&self) -> Range {
+        match *self {
+            Self::Amount(q) | Self::Concentration(q) | Self::Speed(q) => q.value,
+            Self::Temperature(r) | Self::Duration(r) | Self::Ph(r) => r,
+        }
+    }
+
+    /// Whether a unit was recognized: false only for an amount read as a bare count.
+    #[must_use]
+    pub fn has_unit(&self) -> bool {
+        !matches!(self, Self::Amount(q) if q.unit == Unit::Count)
+    }
+}
+
+/// Reads the text of an entity of a numeric type (`Amount`, `Concentration`, `Temperature`,
+/// `Time`, `Speed`, `pH`: the WLP annotation names) with that type's parser; `None` for other
+/// types and for text the parser cannot read.
+#[must_use]
+pub fn read_entity(kind: &str, text: &str) -> Option<Reading> {
+    match kind {
+        "Amount" => parse_amount(text).map(Reading::Amount),
+        "Concentration" => parse_concentration(text).map(Reading::Concentration),
+        "Temperature" => parse_temperature(text).map(Reading::Temperature),
+        "Time" => parse_duration(text).map(Reading::Duration),
+        "Speed" => parse_speed(text).map(Reading::Speed),
+        "pH" => parse_ph(text).map(Reading::Ph),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::float_cmp, reason = "test code")]
 mod tests {

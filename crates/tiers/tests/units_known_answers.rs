@@ -6,23 +6,21 @@
 
 use std::path::PathBuf;
 
-use fl_tiers::units::{self, Range};
+use fl_tiers::units::{self, Range, Reading};
 
-/// What a surface was read as: `(min, max, unit name)`, or `None`.
+/// What a surface was read as: its range and unit name, or `None`.
 fn read(kind: &str, surface: &str) -> Option<(Range, String)> {
     let name = |q: units::Quantity| {
         let unit = serde_json::to_value(q.unit).unwrap().as_str().unwrap().to_owned();
         (q.value, unit)
     };
-    match kind {
-        "Amount" => units::parse_amount(surface).map(name),
-        "Concentration" => units::parse_concentration(surface).map(name),
-        "Speed" => units::parse_speed(surface).map(name),
-        "Temperature" => units::parse_temperature(surface).map(|r| (r, "°C".to_owned())),
-        "Time" => units::parse_duration(surface).map(|r| (r, "s".to_owned())),
-        "pH" => units::parse_ph(surface).map(|r| (r, "pH".to_owned())),
-        other => panic!("unknown type {other:?}"),
-    }
+    assert!(fl_tiers::tagger::NUMERIC_KINDS.contains(&kind), "unknown type {kind:?}");
+    Some(match units::read_entity(kind, surface)? {
+        Reading::Amount(q) | Reading::Concentration(q) | Reading::Speed(q) => name(q),
+        Reading::Temperature(r) => (r, "°C".to_owned()),
+        Reading::Duration(r) => (r, "s".to_owned()),
+        Reading::Ph(r) => (r, "pH".to_owned()),
+    })
 }
 
 fn close(a: f64, b: f64) -> bool {
