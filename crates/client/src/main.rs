@@ -338,6 +338,26 @@ fn parse_agreement(s: &str) -> Result<Agreement> {
     Ok(Agreement::new(kind, id)?)
 }
 
+/// Runs `work` with a progress bar on stderr (hidden when stderr is not a terminal) that `work`
+/// advances through its `(done, total)` callback.
+fn with_progress<T>(
+    template: &str,
+    work: impl FnOnce(&mut dyn FnMut(usize, usize)) -> T,
+) -> Result<T> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    let out = work(&mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    Ok(out)
+}
+
 fn read_tagger(path: &Path) -> Result<Tagger> {
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     Tagger::read(std::io::BufReader::new(file))
@@ -359,22 +379,10 @@ fn extract(
         }
         None => fl_tiers::spec::shipped_tagger()?,
     };
-    // Hidden when stderr is not a terminal.
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "extracting: {pos}/{len} protocols [{bar:30}] {elapsed_precise} (eta {eta})",
-        )
-        .context("progress template")?
-        .progress_chars("=> "),
-    );
-    let report =
-        fl_tiers::spec::extract_dir_with_progress(tagger, corpus, output, &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        });
-    bar.finish_and_clear();
-    let report = report?;
+    let report = with_progress(
+        "extracting: {pos}/{len} protocols [{bar:30}] {elapsed_precise} (eta {eta})",
+        |progress| fl_tiers::spec::extract_dir_with_progress(tagger, corpus, output, progress),
+    )??;
     if report.specs.is_empty() {
         bail!("{}: no .txt protocols found", corpus.display());
     }
@@ -439,21 +447,10 @@ fn train_tagger(
         ..TrainOptions::shipped()
     };
     let t = std::time::Instant::now();
-    // Hidden when stderr is not a terminal.
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "training: pass {pos}/{len} [{bar:30}] {elapsed_precise} (eta {eta})",
-        )
-        .context("progress template")?
-        .progress_chars("=> "),
-    );
-    let tagger = Tagger::train_with_progress(&docs, options, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    });
-    bar.finish_and_clear();
-    let tagger = tagger?;
+    let tagger = with_progress(
+        "training: pass {pos}/{len} [{bar:30}] {elapsed_precise} (eta {eta})",
+        |progress| Tagger::train_with_progress(&docs, options, progress),
+    )??;
     println!(
         "trained on {} protocols ({entities} entities, {} types; {skipped} without annotations \
          skipped) in {:.1} s",

@@ -121,8 +121,12 @@ fn number_word(w: &str) -> Option<f64> {
 
 /// Dashes that join the ends of a range (`5-10`, `5–10`, `500‐1,000`) or a number to its unit
 /// (`2-ml`).
+const DASHES: [char; 6] = ['-', '–', '—', '‐', '‑', '−'];
+
+/// Whether the token `w` is one of [`DASHES`].
 fn is_dash(w: &str) -> bool {
-    matches!(w, "-" | "–" | "—" | "‐" | "‑" | "−")
+    let mut chars = w.chars();
+    chars.next().is_some_and(|c| DASHES.contains(&c)) && chars.next().is_none()
 }
 
 /// A number (or range) and the unit text after it.
@@ -229,7 +233,7 @@ fn pairs(text: &str) -> Vec<Pair> {
             }
         }
         let unit = parts.concat();
-        let unit = unit.trim_end_matches(|c: char| is_dash(c.encode_utf8(&mut [0; 4]))).to_owned();
+        let unit = unit.trim_end_matches(DASHES).to_owned();
         out.push(Pair { range: r, unit, joined });
     }
     out
