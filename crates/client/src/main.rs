@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fl_tiers::brat;
-use fl_tiers::features::{features, privatize};
+use fl_tiers::features::{LocalDp, features};
 use fl_tiers::policy::{Agreement, AgreementKind, Sensitivity};
 use fl_tiers::spec::ProtocolSpec;
 use fl_tiers::tagger::{Evaluation, Tagger, TrainOptions};
@@ -396,10 +396,12 @@ fn extract(
     );
     if tier == 2 {
         let mut rng = fl_dp::csprng()?;
+        let local_dp =
+            dp.map(|(epsilon, delta, clip)| LocalDp::new(epsilon, delta, clip)).transpose()?;
         for (stem, spec) in &report.specs {
             let mut fv = features(spec);
-            if let Some((epsilon, delta, clip)) = dp {
-                fv = privatize(&fv, epsilon, delta, clip, &mut rng)?;
+            if let Some(local_dp) = &local_dp {
+                fv = local_dp.privatize(&fv, &mut rng)?;
             }
             let path = output.join(format!("{stem}.features.json"));
             std::fs::write(&path, serde_json::to_string(&fv)?)

@@ -13,6 +13,7 @@
 )]
 
 pub mod accountant;
+pub mod audit;
 mod budget;
 pub mod calibrate;
 pub mod clipping;

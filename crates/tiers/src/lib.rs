@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod attacks;
 pub mod brat;
 mod error;
 pub mod features;
