@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fl_tiers::brat;
 use fl_tiers::features::{LocalDp, features};
+use fl_tiers::inspect::{FEATURES_SUFFIX, SPEC_SUFFIX};
 use fl_tiers::policy::{Agreement, AgreementKind, Sensitivity};
 use fl_tiers::spec::ProtocolSpec;
 use fl_tiers::tagger::{Evaluation, Tagger, TrainOptions};
@@ -129,9 +130,10 @@ enum Command {
         #[arg(long)]
         identity: PathBuf,
     },
-    /// Show what would be sent for a directory of specs, and the policy decision for each.
+    /// Show what would be sent from a directory of specs and feature vectors (the files
+    /// `submit` reads), and the policy decision for each.
     Inspect {
-        /// Directory of `*.spec.json` files.
+        /// Directory of `*.spec.json` (tier 1) and `*.features.json` (tier 2) files.
         #[arg(long)]
         specs: PathBuf,
         /// Also list the non-zero feature-vector dimensions by name.
@@ -256,7 +258,7 @@ fn submit(
     use fl_tiers::policy::{Artifact, authorize};
     let level = Sensitivity::from_level(sensitivity)?;
     let agreements = agreements.iter().map(|a| parse_agreement(a)).collect::<Result<Vec<_>>>()?;
-    let suffix = if tier == 1 { ".spec.json" } else { ".features.json" };
+    let suffix = if tier == 1 { SPEC_SUFFIX } else { FEATURES_SUFFIX };
     let paths = fl_tiers::inspect::files_ending_with(specs, suffix)?;
     if paths.is_empty() {
         bail!("{}: no {suffix} files", specs.display());
@@ -403,8 +405,11 @@ fn extract(
             if let Some(local_dp) = &local_dp {
                 fv = local_dp.privatize(&fv, &mut rng)?;
             }
-            let path = output.join(format!("{stem}.features.json"));
-            std::fs::write(&path, serde_json::to_string(&fv)?)
+            // Written beside and renamed over, so `submit` never reads half a file.
+            let path = output.join(format!("{stem}{FEATURES_SUFFIX}"));
+            let tmp = output.join(format!(".{stem}{FEATURES_SUFFIX}.tmp"));
+            std::fs::write(&tmp, serde_json::to_string(&fv)?)
+                .and_then(|()| std::fs::rename(&tmp, &path))
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         let n = report.specs.len();

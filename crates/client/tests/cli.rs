@@ -44,6 +44,10 @@ fn extract_inspect_and_errors() {
     let o = fl_client(&["inspect", "--specs", s, "--show-features"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(text(&o).matches("ProtocolSpec: WOULD BE SENT").count(), 3, "{}", text(&o));
+    // The vectors shown are the noised files tier 2 would send, not recomputed ones.
+    assert_eq!(text(&o).matches("FeatureVector: WOULD BE SENT").count(), 3, "{}", text(&o));
+    assert_eq!(text(&o).matches("local DP ε = 1, δ = 0.00001").count(), 3, "{}", text(&o));
+    assert_eq!(text(&o).matches("dimensions (sent)").count(), 3, "{}", text(&o));
     let o = fl_client(&["inspect", "--specs", s, "--sensitivity", "1", "--agreement", "dpa:DPA-1"]);
     assert!(o.status.success());
     assert_eq!(text(&o).matches("ProtocolSpec: NOT SENT").count(), 3);

@@ -1,10 +1,13 @@
-//! What would be sent: for a directory of specs, the JSON, the feature vector with dimension
-//! names, sizes, and the policy decision for each file (the client's `inspect` command).
+//! What would be sent: for a directory of specs and feature vectors, the spec JSON, the vector
+//! file with its local DP parameters and dimension names, sizes, and the policy decision for
+//! each file (the client's `inspect` command). `submit --tier 1` sends the `.spec.json` files and
+//! `submit --tier 2` the `.features.json` files, so those are what is shown.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::features::{dimension_names, features};
+use crate::features::{DIM, FeatureVector, dimension_names, features};
 use crate::policy::{Agreement, Artifact, Sensitivity, authorize};
 use crate::spec::ProtocolSpec;
 use crate::{Error, Result};
@@ -12,22 +15,54 @@ use crate::{Error, Result};
 /// Largest spec file read (specs are a few KB; anything this big is not one).
 pub const MAX_SPEC_BYTES: u64 = 4 << 20;
 
-/// One inspected file.
+/// File-name suffix of tier-1 specs (`extract` writes `NAME.spec.json`).
+pub const SPEC_SUFFIX: &str = ".spec.json";
+
+/// File-name suffix of tier-2 vectors (`extract --tier 2` writes `NAME.features.json`).
+pub const FEATURES_SUFFIX: &str = ".features.json";
+
+/// A spec file as `submit --tier 1` would send it.
 #[derive(Clone, Debug)]
-pub struct InspectedFile {
-    /// The spec file.
+pub struct SpecEntry {
+    /// The `.spec.json` file.
     pub path: PathBuf,
     /// Its size in bytes.
     pub bytes: u64,
     /// The spec JSON as it would be sent (re-serialized from the parsed spec), or why the file
     /// is not a valid spec.
-    pub spec_json: std::result::Result<String, String>,
-    /// The feature vector (name, value) pairs, when it was computed.
-    pub features: Option<Vec<(String, f32)>>,
-    /// Policy decision for sending the spec.
-    pub spec_decision: std::result::Result<(), String>,
-    /// Policy decision for sending the feature vector.
-    pub features_decision: std::result::Result<(), String>,
+    pub json: std::result::Result<String, String>,
+    /// Policy decision for sending it.
+    pub decision: std::result::Result<(), String>,
+}
+
+/// A feature-vector file as `submit --tier 2` would send it.
+#[derive(Clone, Debug)]
+pub struct FeaturesEntry {
+    /// The `.features.json` file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The vector as it would be sent, or why the file is not a valid vector.
+    pub vector: std::result::Result<FeatureVector, String>,
+    /// Policy decision for sending it.
+    pub decision: std::result::Result<(), String>,
+    /// For a vector without local DP next to a valid spec: whether it equals the vector that
+    /// spec gives (a mismatch means one of the two files is stale).
+    pub matches_spec: Option<bool>,
+}
+
+/// One protocol: its `NAME.spec.json` and `NAME.features.json`, whichever exist.
+#[derive(Clone, Debug)]
+pub struct InspectedFile {
+    /// `NAME`, shared by both files.
+    pub stem: String,
+    /// What tier 1 would send.
+    pub spec: Option<SpecEntry>,
+    /// What tier 2 would send.
+    pub features: Option<FeaturesEntry>,
+    /// With `show_features`: the (name, value) pairs of the tier-2 vector, taken from the
+    /// `.features.json` file when there is a valid one, else computed from the spec.
+    pub named_values: Option<Vec<(String, f32)>>,
 }
 
 /// The report of [`inspect`].
@@ -35,7 +70,7 @@ pub struct InspectedFile {
 pub struct InspectReport {
     /// The level the decisions were made at.
     pub level: Sensitivity,
-    /// Every `*.spec.json` file in the directory, in name order.
+    /// Every protocol with a `.spec.json` or `.features.json` file, in name order.
     pub files: Vec<InspectedFile>,
 }
 
@@ -62,8 +97,24 @@ pub fn files_ending_with(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Inspects every `*.spec.json` in `dir` at `level` with `agreements`. Bad files are reported
-/// per file, not fatal.
+/// Reads a file of at most [`MAX_SPEC_BYTES`]; the size is returned either way.
+fn read_limited(path: &Path) -> (u64, std::result::Result<String, String>) {
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if bytes > MAX_SPEC_BYTES {
+        return (bytes, Err(format!("{bytes} bytes, above the {MAX_SPEC_BYTES}-byte limit")));
+    }
+    (bytes, std::fs::read_to_string(path).map_err(|e| e.to_string()))
+}
+
+fn stem_of(path: &Path, suffix: &str) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name.strip_suffix(suffix).unwrap_or(&name).to_owned()
+}
+
+/// Inspects every `NAME.spec.json` and `NAME.features.json` in `dir` at `level` with
+/// `agreements`: the spec JSON as tier 1 would send it, the vector file as tier 2 would send it
+/// (its local DP parameters, and whether an unnoised one still matches its spec), and the
+/// policy decision for each. Bad files are reported per file, not fatal.
 ///
 /// # Errors
 ///
@@ -74,41 +125,62 @@ pub fn inspect(
     agreements: &[Agreement],
     show_features: bool,
 ) -> Result<InspectReport> {
-    let paths = files_ending_with(dir, ".spec.json")?;
+    let mut stems: BTreeMap<String, (Option<PathBuf>, Option<PathBuf>)> = BTreeMap::new();
+    for path in files_ending_with(dir, SPEC_SUFFIX)? {
+        let stem = stem_of(&path, SPEC_SUFFIX);
+        stems.entry(stem).or_default().0 = Some(path);
+    }
+    for path in files_ending_with(dir, FEATURES_SUFFIX)? {
+        let stem = stem_of(&path, FEATURES_SUFFIX);
+        stems.entry(stem).or_default().1 = Some(path);
+    }
     let names = dimension_names();
-    let mut files = Vec::with_capacity(paths.len());
-    for path in paths {
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let parsed: std::result::Result<ProtocolSpec, String> = if bytes > MAX_SPEC_BYTES {
-            Err(format!("{bytes} bytes, above the {MAX_SPEC_BYTES}-byte limit"))
-        } else {
-            std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| ProtocolSpec::from_json(&t).map_err(|e| e.to_string()))
-        };
-        let file = match parsed {
-            Err(reason) => InspectedFile {
-                path,
-                bytes,
-                spec_json: Err(reason.clone()),
-                features: None,
-                spec_decision: Err(reason.clone()),
-                features_decision: Err(reason),
-            },
-            Ok(spec) => {
-                let fv = features(&spec);
-                InspectedFile {
-                    path,
-                    bytes,
-                    spec_json: spec.to_json().map_err(|e| e.to_string()),
-                    features: show_features
-                        .then(|| names.iter().cloned().zip(fv.values.iter().copied()).collect()),
-                    spec_decision: decision(Artifact::Spec(spec), level, agreements),
-                    features_decision: decision(Artifact::Features(fv), level, agreements),
+    let mut files = Vec::with_capacity(stems.len());
+    for (stem, (spec_path, features_path)) in stems {
+        let mut computed = None;
+        let spec = spec_path.map(|path| {
+            let (bytes, text) = read_limited(&path);
+            let parsed = text.and_then(|t| ProtocolSpec::from_json(&t).map_err(|e| e.to_string()));
+            match parsed {
+                Err(reason) => {
+                    SpecEntry { path, bytes, json: Err(reason.clone()), decision: Err(reason) }
+                }
+                Ok(spec) => {
+                    computed = Some(features(&spec));
+                    SpecEntry {
+                        path,
+                        bytes,
+                        json: spec.to_json().map_err(|e| e.to_string()),
+                        decision: decision(Artifact::Spec(spec), level, agreements),
+                    }
                 }
             }
+        });
+        let features = features_path.map(|path| {
+            let (bytes, text) = read_limited(&path);
+            let vector = text.and_then(|t| {
+                let v: FeatureVector = serde_json::from_str(&t).map_err(|e| e.to_string())?;
+                v.validate().map_err(|e| e.to_string())?;
+                Ok(v)
+            });
+            let decision = match &vector {
+                Ok(v) => decision(Artifact::Features(v.clone()), level, agreements),
+                Err(reason) => Err(reason.clone()),
+            };
+            let matches_spec = match (&vector, &computed) {
+                (Ok(v), Some(c)) if v.local_dp.is_none() => Some(v == c),
+                _ => None,
+            };
+            FeaturesEntry { path, bytes, vector, decision, matches_spec }
+        });
+        let shown = match features.as_ref().map(|f| &f.vector) {
+            Some(Ok(v)) => Some(v),
+            _ => computed.as_ref(),
         };
-        files.push(file);
+        let named_values = show_features
+            .then(|| shown.map(|v| names.iter().cloned().zip(v.values.iter().copied()).collect()))
+            .flatten();
+        files.push(InspectedFile { stem, spec, features, named_values });
     }
     Ok(InspectReport { level, files })
 }
@@ -119,21 +191,66 @@ impl fmt::Display for InspectReport {
             Ok(()) => "WOULD BE SENT".to_owned(),
             Err(e) => format!("NOT SENT ({e})"),
         };
-        writeln!(f, "sensitivity level {}: {} spec file(s)", self.level.level(), self.files.len())?;
+        writeln!(f, "sensitivity level {}: {} protocol(s)", self.level.level(), self.files.len())?;
         for file in &self.files {
-            writeln!(f, "\n== {} ({} bytes)", file.path.display(), file.bytes)?;
-            writeln!(f, "ProtocolSpec: {}", verdict(&file.spec_decision))?;
-            match &file.spec_json {
-                Ok(json) => writeln!(f, "{json}")?,
-                Err(e) => writeln!(f, "invalid spec: {e}")?,
+            writeln!(f, "\n== {}", file.stem)?;
+            match &file.spec {
+                Some(s) => {
+                    writeln!(
+                        f,
+                        "ProtocolSpec: {} ({}, {} bytes)",
+                        verdict(&s.decision),
+                        s.path.display(),
+                        s.bytes
+                    )?;
+                    match &s.json {
+                        Ok(json) => writeln!(f, "{json}")?,
+                        Err(e) => writeln!(f, "invalid spec: {e}")?,
+                    }
+                }
+                None => writeln!(f, "ProtocolSpec: none (no {}{SPEC_SUFFIX})", file.stem)?,
             }
-            writeln!(
-                f,
-                "FeatureVector (223 × f32 = 892 bytes): {}",
-                verdict(&file.features_decision)
-            )?;
-            if let Some(fv) = &file.features {
-                for (name, v) in fv.iter().filter(|(_, v)| *v != 0.0) {
+            match &file.features {
+                Some(fe) => {
+                    writeln!(
+                        f,
+                        "FeatureVector: {} ({}, {} bytes)",
+                        verdict(&fe.decision),
+                        fe.path.display(),
+                        fe.bytes
+                    )?;
+                    match &fe.vector {
+                        Ok(v) => match v.local_dp {
+                            Some((e, d, c)) => writeln!(
+                                f,
+                                "  {DIM} × f32, local DP ε = {e}, δ = {d}, clip C = {c}"
+                            )?,
+                            None => writeln!(
+                                f,
+                                "  {DIM} × f32, no local DP: the vector identifies its protocol \
+                                 to anyone who holds the protocol (see the fl-tiers README)"
+                            )?,
+                        },
+                        Err(e) => writeln!(f, "  invalid feature vector: {e}")?,
+                    }
+                    if fe.matches_spec == Some(false) {
+                        writeln!(f, "  differs from the vector its spec gives: one file is stale")?;
+                    }
+                }
+                None => writeln!(
+                    f,
+                    "FeatureVector: none (no {}{FEATURES_SUFFIX}; `extract --tier 2` writes it)",
+                    file.stem
+                )?,
+            }
+            if let Some(values) = &file.named_values {
+                let source = if matches!(&file.features, Some(fe) if fe.vector.is_ok()) {
+                    "sent"
+                } else {
+                    "computed from the spec, not sent"
+                };
+                writeln!(f, "  dimensions ({source}):")?;
+                for (name, v) in values.iter().filter(|(_, v)| *v != 0.0) {
                     writeln!(f, "  {name:32} {v:>10.4}")?;
                 }
                 writeln!(f, "  (other dimensions are 0)")?;
@@ -157,14 +274,57 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
         let r = inspect(dir.path(), Sensitivity::Public, &[], true).unwrap();
         assert_eq!(r.files.len(), 2);
-        assert!(
-            r.files[0].spec_decision.is_ok() && r.files[0].features.as_ref().unwrap().len() == 223
-        );
-        assert!(r.files[1].spec_json.is_err() && r.files[1].spec_decision.is_err());
+        let a = &r.files[0];
+        assert_eq!(a.stem, "a");
+        assert!(a.spec.as_ref().unwrap().decision.is_ok() && a.features.is_none());
+        assert_eq!(a.named_values.as_ref().unwrap().len(), 223);
+        let b = r.files[1].spec.as_ref().unwrap();
+        assert!(b.json.is_err() && b.decision.is_err());
         let text = r.to_string();
         assert!(text.contains("WOULD BE SENT") && text.contains("temperature_hist[35..40C]"));
+        assert!(text.contains("computed from the spec, not sent"), "{text}");
         let r1 = inspect(dir.path(), Sensitivity::Anonymised, &[], false).unwrap();
-        assert!(r1.files[0].spec_decision.is_err() && r1.files[0].features.is_none());
+        assert!(r1.files[0].spec.as_ref().unwrap().decision.is_err());
+        assert!(r1.files[0].named_values.is_none());
         assert!(inspect(&dir.path().join("missing"), Sensitivity::Public, &[], false).is_err());
+    }
+
+    #[test]
+    fn shows_the_vector_files_tier_2_would_send() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = crate::spec::extract("T\nIncubate at 37 °C for 1 h.").unwrap();
+        let plain = features(&spec);
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        // a: spec with its own unnoised vector; b: a stale vector; c: a noised vector without a
+        // spec (still sent by tier 2); d: a vector file that is not one.
+        write("a.spec.json", &spec.to_json().unwrap());
+        write("a.features.json", &serde_json::to_string(&plain).unwrap());
+        let mut stale = plain.clone();
+        stale.values[0] += 1.0;
+        write("b.spec.json", &spec.to_json().unwrap());
+        write("b.features.json", &serde_json::to_string(&stale).unwrap());
+        let mut rng = <rand::rngs::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(3);
+        let noised = crate::features::privatize(&plain, 1.0, 1e-5, 8.0, &mut rng).unwrap();
+        write("c.features.json", &serde_json::to_string(&noised).unwrap());
+        write("d.features.json", "{\"version\": 1, \"values\": [1.0]}");
+
+        let r = inspect(dir.path(), Sensitivity::Public, &[], true).unwrap();
+        let stems: Vec<&str> = r.files.iter().map(|f| f.stem.as_str()).collect();
+        assert_eq!(stems, ["a", "b", "c", "d"]);
+        let fe = |i: usize| r.files[i].features.as_ref().unwrap();
+        assert_eq!(fe(0).matches_spec, Some(true));
+        assert_eq!(fe(1).matches_spec, Some(false));
+        assert!(
+            r.files[2].spec.is_none() && fe(2).decision.is_ok() && fe(2).matches_spec.is_none()
+        );
+        // The values shown are the ones in the file, noise included.
+        let shown: Vec<f32> =
+            r.files[2].named_values.as_ref().unwrap().iter().map(|p| p.1).collect();
+        assert_eq!(shown, noised.values);
+        assert!(fe(3).vector.is_err() && fe(3).decision.is_err());
+        let text = r.to_string();
+        assert!(text.contains("no local DP") && text.contains("one file is stale"), "{text}");
+        assert!(text.contains("local DP ε = 1, δ = 0.00001, clip C = 8"), "{text}");
+        assert!(text.contains("invalid feature vector") && text.contains("ProtocolSpec: none"));
     }
 }
