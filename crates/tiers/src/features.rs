@@ -297,8 +297,9 @@ pub fn features(spec: &ProtocolSpec) -> FeatureVector {
 /// release (Mironov 2017, Prop. 7) and 2C is the L2 sensitivity (any two clipped vectors differ
 /// by at most 2C). Each vector released through it is one (ε, δ)-DP release of its protocol.
 ///
-/// Calibration costs about a millisecond; build one `LocalDp` for a corpus rather than calling
-/// [`privatize`] per vector.
+/// Calibration costs about 34 releases (59 µs against 1.7 µs, `cargo bench -p fl-tiers --
+/// tier2_local_dp`); build one `LocalDp` for a corpus rather than calling [`privatize`] per
+/// vector.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LocalDp {
     epsilon: f64,
