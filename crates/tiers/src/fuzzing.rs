@@ -1,7 +1,10 @@
 //! Entry points for the fuzz targets in `fuzz/` (not a stable API).
 
+use rand::SeedableRng;
+
 use crate::Tagger;
-use crate::features::features;
+use crate::attacks::{Prior, linkage_attack, prior_decoding_attack, threshold_attack};
+use crate::features::{FeatureVector, LocalDp, features};
 use crate::spec::{ProtocolSpec, extract_with, shipped_tagger};
 use crate::tagger::NUMERIC_KINDS;
 use crate::tokenize::tokenize;
@@ -9,15 +12,17 @@ use crate::units;
 
 /// The tiers' untrusted inputs from one byte string: as protocol text through the tokenizer,
 /// the unit normalizers (each line as an entity), the shipped tagger, spec extraction and the
-/// feature vector; as a `ProtocolSpec` JSON file (a partner's or a submitted one); and as a
-/// model file.
+/// feature vector; as a `ProtocolSpec` JSON file (a partner's or a submitted one); as a
+/// `FeatureVector` JSON file; and as a model file.
 ///
 /// # Panics
 ///
 /// When tokens leave the text or overlap, a normalizer returns a range that is not finite and
 /// ordered, an entity leaves the text, an extracted spec or
-/// its features fail their own validation or the spec does not survive a JSON round trip, or
-/// a spec that parsed yields invalid features: those are the bugs being hunted.
+/// its features fail their own validation or the spec does not survive a JSON round trip, a
+/// spec that parsed yields invalid features, or a valid feature vector (as JSON) is refused by
+/// the attacks or local DP, or its privatized copy does not validate: those are the bugs being
+/// hunted.
 pub fn tier_inputs(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let chars = text.chars().count();
@@ -49,7 +54,32 @@ pub fn tier_inputs(data: &[u8]) {
     if let Ok(spec) = ProtocolSpec::from_json(&text) {
         assert!(features(&spec).validate().is_ok(), "features of a parsed spec");
     }
+    if let Ok(v) = serde_json::from_str::<FeatureVector>(&text) {
+        feature_vector(&v);
+    }
     let _ = Tagger::read(data);
+}
+
+/// A received feature vector (what `inspect` and the server read): once it validates, the
+/// attacks and local DP must take it without error.
+fn feature_vector(v: &FeatureVector) {
+    if v.validate().is_err() {
+        return;
+    }
+    let names: std::collections::HashSet<String> =
+        ["water", "ethanol", "pbs"].iter().map(|s| (*s).to_owned()).collect();
+    let prior = Prior::from_protocols([&names]);
+    let dictionary: Vec<String> = prior.names().map(str::to_owned).collect();
+    prior_decoding_attack(v, &prior).expect("a valid vector decodes");
+    threshold_attack(v, &dictionary, 1.0).expect("a valid vector is scanned");
+    let link = linkage_attack(std::slice::from_ref(v), &[0], std::slice::from_ref(v))
+        .expect("a valid vector links");
+    assert_eq!(link.correct, 1, "a vector is nearest to itself");
+    let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(0);
+    let released = LocalDp::new(1.0, 1e-5, 8.0)
+        .and_then(|dp| dp.privatize(v, &mut rng))
+        .expect("a valid vector is privatized");
+    assert!(released.validate().is_ok(), "a privatized vector validates");
 }
 
 #[cfg(test)]
@@ -80,5 +110,11 @@ mod tests {
         );
         let line = format!("Incubate for 1{} h at 37 °C.\n", "0".repeat(304));
         tier_inputs(format!("P\n{}", line.repeat(20)).as_bytes());
+        // Feature vectors: an extracted one, one of extreme finite values, a short one.
+        let v = features(&crate::spec::extract(protocol).unwrap());
+        tier_inputs(serde_json::to_string(&v).unwrap().as_bytes());
+        let extreme = FeatureVector { values: vec![f32::MAX; crate::features::DIM], ..v };
+        tier_inputs(serde_json::to_string(&extreme).unwrap().as_bytes());
+        tier_inputs(b"{\"version\": 1, \"values\": [1e38, -1e38]}");
     }
 }
