@@ -18,6 +18,7 @@
 //!   observations prove ([`fl_dp::audit`]); above the claimed ε it shows the claim false.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use fl_dp::audit::{TestCounts, epsilon_from_distinguishing};
 
@@ -72,12 +73,18 @@ impl Recovery {
     }
 }
 
+/// Index of a named dimension, looked up once per name in the fixed layout.
+fn dimension(name: &str) -> Result<usize> {
+    static NAMES: LazyLock<Vec<String>> = LazyLock::new(features::dimension_names);
+    NAMES
+        .iter()
+        .position(|n| n == name)
+        .ok_or_else(|| Error::param("feature layout", format!("no {name} dimension")))
+}
+
 fn reagent_buckets(v: &FeatureVector) -> Result<&[f32]> {
     v.validate()?;
-    let base = features::dimension_names()
-        .iter()
-        .position(|n| n == "reagent_hash.0")
-        .ok_or(Error::param("feature layout", "no reagent_hash.0 dimension"))?;
+    let base = dimension("reagent_hash.0")?;
     Ok(&v.values[base..base + features::REAGENT_BUCKETS])
 }
 
@@ -159,10 +166,7 @@ impl Prior {
 /// [`Error::InvalidArtifact`] for a vector that does not validate.
 pub fn prior_decoding_attack(v: &FeatureVector, prior: &Prior) -> Result<HashSet<String>> {
     let mut residual = reagent_buckets(v)?.to_vec();
-    let count_dim = features::dimension_names()
-        .iter()
-        .position(|n| n == "log1p_count.distinct_reagents")
-        .ok_or(Error::param("feature layout", "no log1p_count.distinct_reagents dimension"))?;
+    let count_dim = dimension("log1p_count.distinct_reagents")?;
     // A noised count may be anything; the attacker takes no more names than it knows.
     let k = f64::from(v.values[count_dim]).exp_m1().round().clamp(0.0, 1e6);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "clamped above")]
