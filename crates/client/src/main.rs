@@ -271,7 +271,7 @@ fn submit(
         let artifact = if tier == 1 {
             Artifact::Spec(ProtocolSpec::from_json(&text)?)
         } else {
-            let fv: fl_tiers::features::FeatureVector = serde_json::from_str(&text)
+            let fv = fl_tiers::features::FeatureVector::from_json(&text)
                 .with_context(|| format!("{}: not a feature vector", p.display()))?;
             Artifact::Features(fv)
         };

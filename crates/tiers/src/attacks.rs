@@ -17,7 +17,8 @@
 //!   declared sensitivity), through the real release function. Its result is an ε the
 //!   observations prove ([`fl_dp::audit`]); above the claimed ε it shows the claim false.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use fl_dp::audit::{TestCounts, epsilon_from_distinguishing};
@@ -122,7 +123,7 @@ impl Prior {
     /// Builds the prior from the distinct names of each known protocol.
     #[must_use]
     pub fn from_protocols<'a>(protocols: impl IntoIterator<Item = &'a HashSet<String>>) -> Self {
-        let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut counts: HashMap<&str, usize> = HashMap::new();
         for names in protocols {
             for n in names {
                 *counts.entry(n.as_str()).or_default() += 1;
@@ -247,17 +248,15 @@ pub fn linkage_attack(
             })
             .collect()
     };
-    let mut cache: Vec<(Option<u64>, Vec<Vec<f64>>)> = Vec::new();
+    // Candidates clipped once per clip norm (keyed by its bits; `None` for unnoised releases).
+    let mut pools: HashMap<Option<u64>, Vec<Vec<f64>>> = HashMap::new();
     let mut correct = 0u64;
     for (r, &source) in released.iter().zip(sources) {
         r.validate()?;
         let clip = r.local_dp.map(|(_, _, c)| c);
-        let key = clip.map(f64::to_bits);
-        let pool = if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
-            &cache[i].1
-        } else {
-            cache.push((key, clipped(clip)?));
-            &cache[cache.len() - 1].1
+        let pool = match pools.entry(clip.map(f64::to_bits)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(clipped(clip)?),
         };
         let nearest = pool
             .iter()

@@ -174,6 +174,18 @@ pub struct FeatureVector {
 }
 
 impl FeatureVector {
+    /// Parses a received vector (a `.features.json` file) and [`validate`](Self::validate)s it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArtifact`] when the text is not a vector or the vector does not validate.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let v: Self = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidArtifact { kind: "FeatureVector", reason: e.to_string() })?;
+        v.validate()?;
+        Ok(v)
+    }
+
     /// Checks version, length and finiteness (for vectors received from elsewhere).
     ///
     /// # Errors

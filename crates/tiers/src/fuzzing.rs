@@ -54,18 +54,15 @@ pub fn tier_inputs(data: &[u8]) {
     if let Ok(spec) = ProtocolSpec::from_json(&text) {
         assert!(features(&spec).validate().is_ok(), "features of a parsed spec");
     }
-    if let Ok(v) = serde_json::from_str::<FeatureVector>(&text) {
+    if let Ok(v) = FeatureVector::from_json(&text) {
         feature_vector(&v);
     }
     let _ = Tagger::read(data);
 }
 
-/// A received feature vector (what `inspect` and the server read): once it validates, the
-/// attacks and local DP must take it without error.
+/// A received, valid feature vector (what `inspect` and `submit` read): the attacks and local DP
+/// must take it without error.
 fn feature_vector(v: &FeatureVector) {
-    if v.validate().is_err() {
-        return;
-    }
     let names: std::collections::HashSet<String> =
         ["water", "ethanol", "pbs"].iter().map(|s| (*s).to_owned()).collect();
     let prior = Prior::from_protocols([&names]);

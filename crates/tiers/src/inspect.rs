@@ -158,11 +158,7 @@ pub fn inspect(
         });
         let features = features_path.map(|path| {
             let (bytes, text) = read_limited(&path);
-            let vector = text.and_then(|t| {
-                let v: FeatureVector = serde_json::from_str(&t).map_err(|e| e.to_string())?;
-                v.validate().map_err(|e| e.to_string())?;
-                Ok(v)
-            });
+            let vector = text.and_then(|t| FeatureVector::from_json(&t).map_err(|e| e.to_string()));
             let decision = match &vector {
                 Ok(v) => decision(Artifact::Features(v.clone()), level, agreements),
                 Err(reason) => Err(reason.clone()),
