@@ -98,11 +98,8 @@ pub fn privatize_client_update<T: Scalar>(
     let mut delta = local.sub(global)?;
     clip_l2(delta.as_mut_slice(), config.clip)?;
     if config.mode == DpMode::Local {
-        let s = config.noise_multiplier * config.clip;
-        for v in delta.as_mut_slice() {
-            let z: f64 = StandardNormal.sample(rng);
-            *v = T::from_f64(v.as_f64() + s * z);
-        }
+        crate::GaussianMechanism::new(config.noise_multiplier, config.clip)?
+            .add_noise(delta.as_mut_slice(), rng)?;
     }
     delta.add_assign(global)?;
     Ok(delta)
@@ -225,6 +222,8 @@ impl<T: Scalar, A: Aggregator<T>> Aggregator<T> for DpFedAvg<T, A> {
             })
             .collect();
         let averaged = ModelParams::from_flat(std::sync::Arc::clone(global.shared_spec()), noisy)?;
+        // Noise of an absurd scale (σ·C/n near T's range) must not become a model of infinities.
+        averaged.ensure_finite()?;
         let single = ClientUpdate::new(
             first.partner_id.clone(),
             first.round,

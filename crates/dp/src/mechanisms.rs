@@ -24,6 +24,36 @@ pub fn csprng() -> Result<ChaCha20Rng> {
     ChaCha20Rng::try_from_rng(&mut SysRng).map_err(|e| Error::param("entropy", e.to_string()))
 }
 
+/// No draw of the continuous samplers here lies further than this many scales from zero, so
+/// [`GaussianMechanism::add_noise`] and [`LaplaceMechanism::add_noise`] can check before they
+/// touch a value that no noised element can leave `T`'s finite range: `rand_distr`'s ziggurat
+/// draws its tail as `R − ln(U)/R` with `U ≥ 2⁻⁵³`, so `|z| < 14`; the Laplace inversion below
+/// takes the log of a multiple of 2⁻⁵², so `|x| < 37·b`. 64 leaves a margin.
+const MAX_DRAW_IN_SCALES: f64 = 64.0;
+
+/// Refuses noise of `scale` that could carry a value of magnitude `largest` past `T`'s largest
+/// finite value (it would become ±∞ and the release would be unusable downstream).
+fn check_noise_range<T: Scalar>(largest: f64, scale: f64) -> Result<()> {
+    let limit = T::max_value().as_f64();
+    let reach = largest + MAX_DRAW_IN_SCALES * scale;
+    if reach.is_finite() && reach <= limit {
+        Ok(())
+    } else {
+        Err(Error::param(
+            "noise scale",
+            format!(
+                "{scale:e} could carry a value of magnitude {largest:e} past the largest finite \
+                 {limit:e} of the element type"
+            ),
+        ))
+    }
+}
+
+/// The largest finite magnitude in `values` (non-finite values stay as they are when noised).
+fn largest_magnitude<T: Scalar>(values: &[T]) -> f64 {
+    values.iter().map(|v| v.as_f64().abs()).filter(|x| x.is_finite()).fold(0.0, f64::max)
+}
+
 fn positive(name: &'static str, x: f64) -> Result<f64> {
     if x.is_finite() && x > 0.0 {
         Ok(x)
@@ -45,12 +75,14 @@ impl GaussianMechanism {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] unless both are finite and positive.
+    /// [`Error::InvalidParameter`] unless both and their product are finite and positive.
     pub fn new(noise_multiplier: f64, l2_sensitivity: f64) -> Result<Self> {
-        Ok(Self {
+        let mechanism = Self {
             noise_multiplier: positive("noise multiplier σ", noise_multiplier)?,
             l2_sensitivity: positive("L2 sensitivity", l2_sensitivity)?,
-        })
+        };
+        positive("noise std σ·Δ₂", mechanism.std_dev())?;
+        Ok(mechanism)
     }
 
     /// The noise standard deviation `σ·Δ₂`.
@@ -59,13 +91,31 @@ impl GaussianMechanism {
         self.noise_multiplier * self.l2_sensitivity
     }
 
+    /// Checks that noise added to values of magnitude up to `largest` stays finite in `T`, e.g.
+    /// before a release whose inputs are clipped to a known norm.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] when a draw could carry such a value past `T`'s largest
+    /// finite value (e.g. σ·Δ₂ = 1e38 on `f32`).
+    pub fn check_range<T: Scalar>(&self, largest: f64) -> Result<()> {
+        check_noise_range::<T>(largest, self.std_dev())
+    }
+
     /// Adds noise to `values`.
-    pub fn add_noise<T: Scalar>(&self, values: &mut [T], rng: &mut impl Rng) {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`], with `values` untouched, when the noise could carry an
+    /// element past `T`'s finite range ([`check_range`](Self::check_range)).
+    pub fn add_noise<T: Scalar>(&self, values: &mut [T], rng: &mut impl Rng) -> Result<()> {
+        self.check_range::<T>(largest_magnitude(values))?;
         let s = self.std_dev();
         for v in values {
             let z: f64 = StandardNormal.sample(rng);
             *v = T::from_f64(v.as_f64() + s * z);
         }
+        Ok(())
     }
 
     /// The privacy event of one release.
@@ -108,10 +158,17 @@ impl LaplaceMechanism {
     }
 
     /// Adds noise to `values`.
-    pub fn add_noise<T: Scalar>(&self, values: &mut [T], rng: &mut impl Rng) {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`], with `values` untouched, when the noise could carry an
+    /// element past `T`'s finite range.
+    pub fn add_noise<T: Scalar>(&self, values: &mut [T], rng: &mut impl Rng) -> Result<()> {
+        check_noise_range::<T>(largest_magnitude(values), self.scale)?;
         for v in values {
             *v = T::from_f64(v.as_f64() + self.sample(rng));
         }
+        Ok(())
     }
 
     /// The privacy event of one release.
@@ -395,7 +452,7 @@ mod tests {
     fn gaussian_noise_is_gaussian() {
         let m = GaussianMechanism::new(2.0, 0.5).unwrap();
         let mut v = vec![0.0f64; 100_000];
-        m.add_noise(&mut v, &mut rng(1));
+        m.add_noise(&mut v, &mut rng(1)).unwrap();
         let normal = statrs::distribution::Normal::new(0.0, 1.0).unwrap();
         let (d, crit) = ks(v.clone(), |x| normal.cdf(x));
         assert!(d < crit, "KS {d} ≥ {crit}");
@@ -404,6 +461,32 @@ mod tests {
             GaussianMechanism::new(0.0, 1.0).is_err()
                 && GaussianMechanism::new(1.0, f64::NAN).is_err()
         );
+    }
+
+    #[test]
+    fn noise_that_would_leave_the_element_range_is_refused_before_any_change() {
+        // σ·Δ₂ overflows f64.
+        assert!(GaussianMechanism::new(1e200, 1e200).is_err());
+        let huge = GaussianMechanism::new(1e37, 1.0).unwrap();
+        let original = vec![1.0f32, -2.0, 3.0];
+        let mut v = original.clone();
+        let err = huge.add_noise(&mut v, &mut rng(7)).unwrap_err();
+        assert!(err.to_string().contains("largest finite"), "{err}");
+        assert_eq!(v, original, "values untouched on error");
+        // The same scale is fine in f64, and a small one is fine in f32 unless the values
+        // themselves sit at the edge of the range.
+        huge.add_noise(&mut [1.0f64, 2.0], &mut rng(7)).unwrap();
+        let large = GaussianMechanism::new(1e36, 1.0).unwrap();
+        large.check_range::<f32>(1e30).unwrap();
+        assert!(large.add_noise(&mut [3e38f32], &mut rng(7)).is_err());
+        let mut near = [1e38f32, f32::NAN];
+        large.add_noise(&mut near, &mut rng(7)).unwrap();
+        assert!(near[0].is_finite() && near[1].is_nan());
+        let laplace = LaplaceMechanism::new(1e37, 1.0).unwrap();
+        let mut v = original.clone();
+        assert!(laplace.add_noise(&mut v, &mut rng(8)).is_err());
+        assert_eq!(v, original);
+        laplace.add_noise(&mut [0.0f64], &mut rng(8)).unwrap();
     }
 
     #[test]

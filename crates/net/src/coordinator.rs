@@ -1074,7 +1074,7 @@ impl Coordinator {
             // sum of deltas clipped to S, over the fixed denominator q·N. Noise always comes
             // from the OS-seeded CSPRNG, never from the selection RNG.
             GaussianMechanism::new(plan.noise_multiplier, clip)?
-                .add_noise(&mut sum, &mut fl_dp::csprng()?);
+                .add_noise(&mut sum, &mut fl_dp::csprng()?)?;
             #[allow(
                 clippy::cast_possible_truncation,
                 clippy::cast_precision_loss,

@@ -186,7 +186,8 @@ impl FeatureVector {
         Ok(v)
     }
 
-    /// Checks version, length and finiteness (for vectors received from elsewhere).
+    /// Checks version, length, finiteness and the ranges of a local DP claim (for vectors
+    /// received from elsewhere).
     ///
     /// # Errors
     ///
@@ -201,6 +202,15 @@ impl FeatureVector {
         }
         if let Some(i) = self.values.iter().position(|v| !v.is_finite()) {
             return bad(format!("value {i} is not finite"));
+        }
+        if let Some((epsilon, delta, clip)) = self.local_dp {
+            let positive = |x: f64| x.is_finite() && x > 0.0;
+            if !(positive(epsilon) && (0.0..1.0).contains(&delta) && positive(clip)) {
+                return bad(format!(
+                    "local DP claim (ε {epsilon}, δ {delta}, C {clip}) needs ε > 0, 0 ≤ δ < 1 \
+                     and C > 0"
+                ));
+            }
         }
         Ok(())
     }
@@ -317,7 +327,8 @@ pub struct LocalDp {
     epsilon: f64,
     delta: f64,
     clip: f64,
-    noise_multiplier: f64,
+    /// `N(0, (z·2C)²)` per dimension.
+    mechanism: fl_dp::GaussianMechanism,
 }
 
 impl LocalDp {
@@ -325,7 +336,8 @@ impl LocalDp {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for a non-positive clip; [`Error::Dp`] for ε, δ out of range.
+    /// [`Error::InvalidParameter`] for a non-positive clip; [`Error::Dp`] for ε, δ out of range
+    /// or a σ so large that noised values could leave `f32`'s range (e.g. C = 1e37).
     pub fn new(epsilon: f64, delta: f64, clip: f64) -> Result<Self> {
         if !(clip.is_finite() && clip > 0.0) {
             return Err(Error::param("clip", format!("{clip} is not finite and positive")));
@@ -337,13 +349,16 @@ impl LocalDp {
             1,
             &fl_dp::rdp::default_orders(),
         )?;
-        Ok(Self { epsilon, delta, clip, noise_multiplier: cal.noise_multiplier })
+        let mechanism = fl_dp::GaussianMechanism::new(cal.noise_multiplier, 2.0 * clip)?;
+        // Clipped values are at most C in magnitude: refuse here, not at the first release.
+        mechanism.check_range::<f32>(clip)?;
+        Ok(Self { epsilon, delta, clip, mechanism })
     }
 
     /// The Gaussian noise standard deviation per dimension.
     #[must_use]
     pub fn sigma(&self) -> f64 {
-        self.noise_multiplier * 2.0 * self.clip
+        self.mechanism.std_dev()
     }
 
     /// The clip norm C.
@@ -361,8 +376,7 @@ impl LocalDp {
         v.validate()?;
         let mut values = v.values.clone();
         fl_dp::clip_l2(&mut values, self.clip)?;
-        fl_dp::GaussianMechanism::new(self.noise_multiplier, 2.0 * self.clip)?
-            .add_noise(&mut values, rng);
+        self.mechanism.add_noise(&mut values, rng)?;
         Ok(FeatureVector {
             version: FEATURE_VERSION,
             values,
@@ -432,5 +446,34 @@ mod tests {
         assert!(bad.validate().is_err());
         bad.values.pop();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn local_dp_noise_stays_in_f32_range_or_is_refused_up_front() {
+        use rand::SeedableRng;
+        let v = features(&crate::spec::extract("T\nAdd 5 ml water.").unwrap());
+        let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(2);
+        // σ ≈ 5.6e39 cannot be carried by f32: refused when calibrating, not at release (it used
+        // to release infinities, a vector that fails its own validation).
+        let err = LocalDp::new(0.01, 1e-5, 1e37).unwrap_err();
+        assert!(err.to_string().contains("largest finite"), "{err}");
+        // σ ≈ 1.5e35 still fits: the release validates.
+        let wide = LocalDp::new(1e-6, 1e-5, 1e30).unwrap();
+        wide.privatize(&v, &mut rng).unwrap().validate().unwrap();
+    }
+
+    #[test]
+    fn a_local_dp_claim_out_of_range_does_not_validate() {
+        let v = features(&crate::spec::extract("T\nAdd 5 ml water.").unwrap());
+        for claim in [(-1.0, 1e-5, 8.0), (1.0, 1.0, 8.0), (1.0, 1e-5, 0.0), (f64::NAN, 0.0, 1.0)] {
+            let claimed = FeatureVector { local_dp: Some(claim), ..v.clone() };
+            assert!(claimed.validate().is_err(), "{claim:?}");
+        }
+        let claimed = FeatureVector { local_dp: Some((-1.0, 0.5, 8.0)), ..v.clone() };
+        let err = FeatureVector::from_json(&serde_json::to_string(&claimed).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("local DP claim"), "{err}");
+        let pure = FeatureVector { local_dp: Some((1.0, 0.0, 8.0)), ..v };
+        let back = FeatureVector::from_json(&serde_json::to_string(&pure).unwrap()).unwrap();
+        assert_eq!(back, pure);
     }
 }

@@ -31,7 +31,7 @@ fn privatize_passes_the_audit_and_half_the_noise_fails_it() {
         |v| {
             let mut values = v.values.clone();
             fl_dp::clip_l2(&mut values, clip).unwrap();
-            half_noise.add_noise(&mut values, &mut rng);
+            half_noise.add_noise(&mut values, &mut rng).unwrap();
             Ok(FeatureVector { version: FEATURE_VERSION, values, local_dp: v.local_dp })
         },
         clip,
