@@ -21,8 +21,9 @@ use crate::{Error, Result};
 ///
 /// # Errors
 ///
-/// [`Error::InvalidParameter`] unless `max_norm` is finite and positive; non-finite values are
-/// [`Error::Core`].
+/// [`Error::InvalidParameter`] unless `max_norm` is finite and positive, or when the norm of
+/// finite values overflows `f64` (elements beyond about 1e154); non-finite values are
+/// [`Error::Core`]. `values` are untouched on error.
 pub fn clip_l2<T: Scalar>(values: &mut [T], max_norm: f64) -> Result<f64> {
     if !(max_norm.is_finite() && max_norm > 0.0) {
         return Err(Error::param("clip norm", format!("{max_norm} is not finite and positive")));
@@ -36,12 +37,20 @@ pub fn clip_l2<T: Scalar>(values: &mut [T], max_norm: f64) -> Result<f64> {
         .into());
     }
     let norm = ops::l2_norm(values);
+    if !norm.is_finite() {
+        // Scaling by C/∞ would silently zero the vector.
+        return Err(Error::param("values", "their L2 norm overflows f64"));
+    }
     let mut current = norm;
     // Rounding each scaled element (and the factor, in f32) can leave the norm a hair above C;
     // aim 2⁻²⁰ below and repeat until the bound holds — slightly more clipping, never less.
+    // Subnormal elements can round back to themselves when scaled by a factor near 1, so each
+    // retry doubles the margin; at a margin of 1 every element is zero, so the loop ends.
+    let mut margin = 1.0 / f64::from(1u32 << 20);
     while current > max_norm {
-        ops::scale(values, T::from_f64(max_norm / current * (1.0 - 1.0 / f64::from(1u32 << 20))));
+        ops::scale(values, T::from_f64(max_norm / current * (1.0 - margin)));
         current = ops::l2_norm(values);
+        margin = (2.0 * margin).min(1.0);
     }
     Ok(norm)
 }
@@ -184,6 +193,30 @@ mod tests {
             clip_l2(&mut v, c).unwrap();
             proptest::prop_assert!(ops::l2_norm(&v) <= c);
         }
+    }
+
+    #[test]
+    fn clipping_subnormal_values_below_their_granularity_terminates() -> Result<()> {
+        // Found by the feature_vectors fuzz target: scaling subnormals by 1 − 2⁻²⁰ rounds them
+        // back to themselves, and the loop never ended.
+        for c in [1e-44, 1e-45, 3e-39, f64::MIN_POSITIVE] {
+            let mut v = vec![f32::from_bits(1); 223];
+            v[7] = 2e-39;
+            clip_l2(&mut v, c)?;
+            assert!(ops::l2_norm(&v) <= c, "{c}: {}", ops::l2_norm(&v));
+        }
+        let mut v = vec![f64::from_bits(3); 5];
+        clip_l2(&mut v, 1e-323)?;
+        assert!(ops::l2_norm(&v) <= 1e-323);
+        Ok(())
+    }
+
+    #[test]
+    fn a_norm_that_overflows_is_an_error_not_a_zeroed_vector() {
+        let mut v = vec![1e200f64, -1e200];
+        let err = clip_l2(&mut v, 1.0).unwrap_err();
+        assert!(err.to_string().contains("overflows"), "{err}");
+        assert_eq!(v, [1e200, -1e200]);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 use rand::SeedableRng;
 
 use crate::Tagger;
-use crate::attacks::{Prior, linkage_attack, prior_decoding_attack, threshold_attack};
-use crate::features::{FeatureVector, LocalDp, features};
+use crate::attacks::{
+    Prior, audit_privatize, linkage_attack, prior_decoding_attack, threshold_attack,
+};
+use crate::features::{DIM, FEATURE_VERSION, FeatureVector, LocalDp, features};
 use crate::spec::{ProtocolSpec, extract_with, shipped_tagger};
 use crate::tagger::NUMERIC_KINDS;
 use crate::tokenize::tokenize;
@@ -79,6 +81,95 @@ fn feature_vector(v: &FeatureVector) {
     assert!(released.validate().is_ok(), "a privatized vector validates");
 }
 
+/// Feature vectors and local DP parameters built from raw bytes, reaching bit patterns JSON
+/// input rarely does (NaN, ±∞, subnormals, `f32::MAX`, any length, version or local DP claim):
+///
+/// - byte 0: bit 0 pads or cuts the values to [`DIM`], bit 1 sets a wrong version, bit 2 adds a
+///   local DP claim, bit 3 maps the parameter bytes into plausible ranges (raw `f64` bits
+///   almost never make a valid ε, δ);
+/// - the next 48 bytes: ε, δ, C for [`LocalDp::new`] and the claim's ε, δ, C;
+/// - the rest: `f32` values, little-endian.
+///
+/// # Panics
+///
+/// When validation disagrees with an independent check of the same rules, an attack or local
+/// DP accepts an invalid vector or refuses a valid one, a valid vector does not survive a JSON
+/// round trip unchanged, or a release of a valid vector does not validate or misstates its
+/// parameters.
+pub fn feature_vectors(data: &[u8]) {
+    let Some((&flags, rest)) = data.split_first() else { return };
+    let (params, values) = rest.split_at(rest.len().min(48));
+    let mut params: Vec<f64> = params
+        .chunks(8)
+        .map(|c| {
+            let mut word = [0u8; 8];
+            word[..c.len()].copy_from_slice(c);
+            f64::from_le_bytes(word)
+        })
+        .collect();
+    params.resize(6, 0.0);
+    if flags & 8 != 0 {
+        // ε in [1e-4, 1e4), δ in [1e-12, 1), C in [1e-40, 1e40): finite magnitudes around the
+        // calibration's and f32's limits.
+        let unit = |x: f64| if x.is_finite() { x.abs().fract() } else { 0.5 };
+        for (i, p) in params.iter_mut().enumerate() {
+            let u = unit(*p);
+            *p = match i % 3 {
+                0 => 10f64.powf(8.0 * u - 4.0),
+                1 => 10f64.powf(-12.0 * u),
+                _ => 10f64.powf(80.0 * u - 40.0),
+            };
+        }
+    }
+    let mut values: Vec<f32> =
+        values.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    if flags & 1 != 0 {
+        values.resize(DIM, 0.0);
+    }
+    let version = if flags & 2 != 0 { FEATURE_VERSION + 1 } else { FEATURE_VERSION };
+    let claim = (flags & 4 != 0).then(|| (params[3], params[4], params[5]));
+    let v = FeatureVector { version, values, local_dp: claim };
+
+    let claim_ok = claim.is_none_or(|(e, d, c)| {
+        e.is_finite() && e > 0.0 && (0.0..1.0).contains(&d) && c.is_finite() && c > 0.0
+    });
+    let valid = version == FEATURE_VERSION
+        && v.values.len() == DIM
+        && v.values.iter().all(|x| x.is_finite())
+        && claim_ok;
+    assert_eq!(v.validate().is_ok(), valid, "validation disagrees: {:?}", v.validate());
+
+    let names: std::collections::HashSet<String> =
+        ["water", "ethanol", "pbs"].iter().map(|s| (*s).to_owned()).collect();
+    let prior = Prior::from_protocols([&names]);
+    let dictionary: Vec<String> = prior.names().map(str::to_owned).collect();
+    assert_eq!(prior_decoding_attack(&v, &prior).is_ok(), valid, "prior decoding");
+    assert_eq!(threshold_attack(&v, &dictionary, 1.0).is_ok(), valid, "threshold attack");
+    let candidate =
+        FeatureVector { version: FEATURE_VERSION, values: vec![0.0; DIM], local_dp: None };
+    let link = linkage_attack(std::slice::from_ref(&v), &[1], &[candidate, v.clone()]);
+    assert_eq!(link.is_ok(), valid, "linkage");
+    if valid {
+        let json = serde_json::to_string(&v).expect("a valid vector serializes");
+        let back = FeatureVector::from_json(&json).expect("a valid vector parses back");
+        let same_bits = back.values.iter().zip(&v.values).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same_bits && back.local_dp == v.local_dp, "JSON round trip changed the vector");
+    }
+
+    let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(u64::from(flags));
+    if let Ok(dp) = LocalDp::new(params[0], params[1], params[2]) {
+        match dp.privatize(&v, &mut rng) {
+            Ok(released) => {
+                assert!(valid, "an invalid vector was privatized");
+                assert!(released.validate().is_ok(), "a release does not validate");
+                assert_eq!(released.local_dp, Some((params[0], params[1], params[2])));
+            }
+            Err(e) => assert!(!valid, "a valid vector was refused: {e}"),
+        }
+        let _ = audit_privatize(&dp, 4, params[1], 0.9, &mut rng);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,8 +201,30 @@ mod tests {
         // Feature vectors: an extracted one, one of extreme finite values, a short one.
         let v = features(&crate::spec::extract(protocol).unwrap());
         tier_inputs(serde_json::to_string(&v).unwrap().as_bytes());
-        let extreme = FeatureVector { values: vec![f32::MAX; crate::features::DIM], ..v };
+        let extreme = FeatureVector { values: vec![f32::MAX; DIM], ..v };
         tier_inputs(serde_json::to_string(&extreme).unwrap().as_bytes());
         tier_inputs(b"{\"version\": 1, \"values\": [1e38, -1e38]}");
+    }
+
+    #[test]
+    fn feature_vector_seeds_pass() {
+        let v = features(&crate::spec::extract("T\nAdd 5 ml water at 37 °C.").unwrap());
+        let params: Vec<u8> =
+            [1.0f64, 1e-5, 8.0, 1.0, 1e-5, 8.0].iter().flat_map(|p| p.to_le_bytes()).collect();
+        let values: Vec<u8> = v.values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        for flags in 0..16u8 {
+            feature_vectors(&[&[flags][..], &params, &values].concat());
+        }
+        let extreme: Vec<u8> = [f32::MAX, f32::MIN_POSITIVE / 2.0, -f32::MAX, f32::NAN, 1e-45]
+            .iter()
+            .cycle()
+            .take(DIM)
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        for flags in [0u8, 1, 4, 9, 13] {
+            feature_vectors(&[&[flags][..], &params, &extreme].concat());
+            feature_vectors(&[&[flags][..], &params[..20]].concat());
+        }
+        feature_vectors(&[]);
     }
 }
