@@ -373,6 +373,15 @@ fn extract(
     dp: Option<(f64, f64, f64)>,
     model: Option<&Path>,
 ) -> Result<()> {
+    // Checked before any protocol is read: a bad value is a usage error and writes nothing.
+    let local_dp = dp
+        .map(|(epsilon, delta, clip)| {
+            LocalDp::new(epsilon, delta, clip).map_err(|e| fl_tiers::Error::InvalidParameter {
+                name: "local DP parameters",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()?;
     let own;
     let tagger = match model {
         Some(path) => {
@@ -398,8 +407,6 @@ fn extract(
     );
     if tier == 2 {
         let mut rng = fl_dp::csprng()?;
-        let local_dp =
-            dp.map(|(epsilon, delta, clip)| LocalDp::new(epsilon, delta, clip)).transpose()?;
         for (stem, spec) in &report.specs {
             let mut fv = features(spec);
             if let Some(local_dp) = &local_dp {
@@ -415,11 +422,16 @@ fn extract(
         let n = report.specs.len();
         let dp_note = dp.map_or_else(
             || "no local DP".to_owned(),
-            |(e, d, c)| format!("local DP ε = {e}, δ = {d}, C = {c}"),
+            |(e, d, c)| format!("local DP ε = {e}, δ = {d}, C = {}", readable(c)),
         );
         println!("tier 2: {n} feature vectors (223 dims, {dp_note})");
     }
     Ok(())
+}
+
+/// `c` in plain notation where that is short, else in scientific notation (`1e-45`, not 47 zeros).
+fn readable(c: f64) -> String {
+    if c == 0.0 || (1e-4..1e7).contains(&c.abs()) { c.to_string() } else { format!("{c:e}") }
 }
 
 fn train_tagger(

@@ -64,6 +64,34 @@ fn extract_inspect_and_errors() {
         assert_eq!(String::from_utf8_lossy(&o.stderr).trim().lines().count().min(1), 1);
         assert!(!text(&o).contains("panicked"));
     }
+    // Local DP parameters are checked before anything is extracted: a clip norm whose noise
+    // f32 cannot carry, a negative ε and a zero clip are usage errors that write nothing.
+    let unwritten = dir.path().join("unwritten");
+    let u = unwritten.to_str().unwrap();
+    for dp in [["1", "1e37"], ["-1", "8"], ["1", "0"]] {
+        let (epsilon, clip) = (format!("--dp-epsilon={}", dp[0]), format!("--dp-clip={}", dp[1]));
+        let o =
+            fl_client(&["extract", "--tier", "2", "--corpus", c, "--output", u, &epsilon, &clip]);
+        assert_eq!(o.status.code(), Some(2), "{dp:?}: {}", text(&o));
+        assert!(text(&o).contains("invalid local DP parameters"), "{}", text(&o));
+        assert!(!unwritten.exists(), "{dp:?} wrote output");
+    }
+    // A clip below f32's subnormal granularity used to hang the clipping loop; it now ends.
+    let o = fl_client(&[
+        "extract",
+        "--tier",
+        "2",
+        "--corpus",
+        c,
+        "--output",
+        u,
+        "--dp-epsilon",
+        "1",
+        "--dp-clip",
+        "1e-45",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("C = 1e-45"), "{}", text(&o));
 }
 
 #[test]
