@@ -473,8 +473,8 @@ mod tests {
         let err = huge.add_noise(&mut v, &mut rng(7)).unwrap_err();
         assert!(err.to_string().contains("largest finite"), "{err}");
         assert_eq!(v, original, "values untouched on error");
-        // The same scale is fine in f64, and a small one is fine in f32 unless the values
-        // themselves sit at the edge of the range.
+        // The same scale is fine in f64, and a smaller one (1e36) in f32 unless the values
+        // themselves sit near the edge of the range.
         huge.add_noise(&mut [1.0f64, 2.0], &mut rng(7)).unwrap();
         let large = GaussianMechanism::new(1e36, 1.0).unwrap();
         large.check_range::<f32>(1e30).unwrap();

@@ -62,13 +62,19 @@ pub fn tier_inputs(data: &[u8]) {
     let _ = Tagger::read(data);
 }
 
-/// A received, valid feature vector (what `inspect` and `submit` read): the attacks and local DP
-/// must take it without error.
-fn feature_vector(v: &FeatureVector) {
+/// A small attacker's prior and dictionary for the attacks' entry points.
+fn attacker() -> (Prior, Vec<String>) {
     let names: std::collections::HashSet<String> =
         ["water", "ethanol", "pbs"].iter().map(|s| (*s).to_owned()).collect();
     let prior = Prior::from_protocols([&names]);
-    let dictionary: Vec<String> = prior.names().map(str::to_owned).collect();
+    let dictionary = prior.names().map(str::to_owned).collect();
+    (prior, dictionary)
+}
+
+/// A received, valid feature vector (what `inspect` and `submit` read): the attacks and local DP
+/// must take it without error.
+fn feature_vector(v: &FeatureVector) {
+    let (prior, dictionary) = attacker();
     prior_decoding_attack(v, &prior).expect("a valid vector decodes");
     threshold_attack(v, &dictionary, 1.0).expect("a valid vector is scanned");
     let link = linkage_attack(std::slice::from_ref(v), &[0], std::slice::from_ref(v))
@@ -139,10 +145,7 @@ pub fn feature_vectors(data: &[u8]) {
         && claim_ok;
     assert_eq!(v.validate().is_ok(), valid, "validation disagrees: {:?}", v.validate());
 
-    let names: std::collections::HashSet<String> =
-        ["water", "ethanol", "pbs"].iter().map(|s| (*s).to_owned()).collect();
-    let prior = Prior::from_protocols([&names]);
-    let dictionary: Vec<String> = prior.names().map(str::to_owned).collect();
+    let (prior, dictionary) = attacker();
     assert_eq!(prior_decoding_attack(&v, &prior).is_ok(), valid, "prior decoding");
     assert_eq!(threshold_attack(&v, &dictionary, 1.0).is_ok(), valid, "threshold attack");
     let candidate =
