@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fl_tiers::brat;
-use fl_tiers::features::{LocalDp, features};
+use fl_tiers::features::{LocalDp, features, local_dp_summary};
 use fl_tiers::inspect::{FEATURES_SUFFIX, SPEC_SUFFIX};
 use fl_tiers::policy::{Agreement, AgreementKind, Sensitivity};
 use fl_tiers::spec::ProtocolSpec;
@@ -420,18 +420,10 @@ fn extract(
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         let n = report.specs.len();
-        let dp_note = dp.map_or_else(
-            || "no local DP".to_owned(),
-            |(e, d, c)| format!("local DP ε = {e}, δ = {d}, C = {}", readable(c)),
-        );
+        let dp_note = dp.map_or_else(|| "no local DP".to_owned(), local_dp_summary);
         println!("tier 2: {n} feature vectors (223 dims, {dp_note})");
     }
     Ok(())
-}
-
-/// `c` in plain notation where that is short, else in scientific notation (`1e-45`, not 47 zeros).
-fn readable(c: f64) -> String {
-    if c == 0.0 || (1e-4..1e7).contains(&c.abs()) { c.to_string() } else { format!("{c:e}") }
 }
 
 fn train_tagger(

@@ -385,6 +385,18 @@ impl LocalDp {
     }
 }
 
+/// "local DP ε = …, δ = …, clip C = …" for a vector's `local_dp` claim, as `inspect` and
+/// `fl-client extract` print it; a clip norm far from 1 in scientific notation (`1e-45`).
+#[must_use]
+pub fn local_dp_summary((epsilon, delta, clip): (f64, f64, f64)) -> String {
+    let clip = if clip == 0.0 || (1e-4..1e7).contains(&clip.abs()) {
+        clip.to_string()
+    } else {
+        format!("{clip:e}")
+    };
+    format!("local DP ε = {epsilon}, δ = {delta}, clip C = {clip}")
+}
+
 /// Local (ε, δ)-DP for one vector: [`LocalDp::new`] then [`LocalDp::privatize`].
 ///
 /// # Errors

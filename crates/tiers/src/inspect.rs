@@ -217,9 +217,10 @@ impl fmt::Display for InspectReport {
                     )?;
                     match &fe.vector {
                         Ok(v) => match v.local_dp {
-                            Some((e, d, c)) => writeln!(
+                            Some(claim) => writeln!(
                                 f,
-                                "  {DIM} × f32, local DP ε = {e}, δ = {d}, clip C = {c}"
+                                "  {DIM} × f32, {}",
+                                crate::features::local_dp_summary(claim)
                             )?,
                             None => writeln!(
                                 f,
