@@ -28,9 +28,11 @@ const MAX_NAME_BYTES: usize = 80;
 pub struct Step {
     /// Actions in order, lowercase (e.g. `add`, `centrifuge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(max = MAX_NAME_BYTES)))]
     pub actions: Vec<String>,
     /// Reagent names, lowercase, at most five words, sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(max = MAX_NAME_BYTES)))]
     pub reagents: Vec<String>,
     /// Amounts (volumes in L, masses in g, moles, enzyme units, counts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -49,6 +51,7 @@ pub struct Step {
     pub speeds: Vec<Quantity>,
     /// Devices, lowercase, at most five words, sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(max = MAX_NAME_BYTES)))]
     pub devices: Vec<String>,
     /// pH values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -92,12 +95,19 @@ pub struct Summary {
 }
 
 /// The tier-1 artifact: what a partner sends instead of a protocol.
+///
+/// The JSON Schema states the structure, the version, the hash's format, the units and names
+/// of at most 80 characters, and refuses unknown fields. A receiver (`ProtocolSpec::from_json`)
+/// also checks what the schema cannot: every range finite with `min <= max`, and names of at
+/// most five words and 80 UTF-8 bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProtocolSpec {
     /// Always [`SPEC_VERSION`].
+    #[schemars(range(min = SPEC_VERSION, max = SPEC_VERSION))]
     pub version: u32,
     /// SHA-256 of the title line (hex), so duplicates can be matched without the title.
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{64}$"))]
     pub title_sha256: String,
     /// The steps in order.
     pub steps: Vec<Step>,
@@ -165,10 +175,23 @@ impl ProtocolSpec {
         Ok(())
     }
 
-    /// The JSON Schema of this format (draft 2020-12, generated from the types).
+    /// The JSON Schema of this format (draft 2020-12, generated from the types; each `uint32`
+    /// count also gets its maximum, which the receiver's `u32` enforces).
     #[must_use]
     pub fn json_schema() -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(ProtocolSpec)).unwrap_or_default()
+        use schemars::generate::SchemaSettings;
+        use schemars::transform::RecursiveTransform;
+        let bound_u32 = RecursiveTransform(|schema: &mut schemars::Schema| {
+            let is_u32 = schema.get("format").and_then(serde_json::Value::as_str) == Some("uint32");
+            if is_u32 && schema.get("maximum").is_none() {
+                schema.insert("maximum".into(), u32::MAX.into());
+            }
+        });
+        let schema = SchemaSettings::draft2020_12()
+            .with_transform(bound_u32)
+            .into_generator()
+            .into_root_schema_for::<Self>();
+        serde_json::to_value(schema).unwrap_or_default()
     }
 
     /// Pretty JSON.

@@ -10,6 +10,7 @@ use crate::tokenize::tokenize;
 
 /// A closed range of values; `min == max` for a single value.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Range {
     /// Lower end.
     pub min: f64,
@@ -85,6 +86,7 @@ pub enum Unit {
 
 /// A value with a normalized unit.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Quantity {
     /// The value (range) in `unit`.
     #[serde(flatten)]

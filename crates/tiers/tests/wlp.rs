@@ -1,6 +1,7 @@
 //! Tier-1 extraction on the real WLP corpus (`../shared/data/protocols/wlp`, read relative to
 //! the repository root): the shipped tagger's scores on `test`, the no-sentence guarantee, the
-//! schema and round trips of every spec, and the name-recovery and linkage attacks on tier-2 vectors.
+//! schema (checked by an independent validator) and round trips of every spec, and the
+//! name-recovery and linkage attacks on tier-2 vectors.
 
 #![allow(
     clippy::unwrap_used,
@@ -121,11 +122,16 @@ fn no_run_of_six_input_words_survives_and_specs_round_trip() {
     )
     .unwrap();
     assert_eq!(schema, committed, "regenerate schema/protocol-spec.v1.schema.json");
+    // An independent validator: what partners validating with the schema would see.
+    let validator = jsonschema::validator_for(&committed).unwrap();
     let mut docs = corpus("test");
     docs.extend(corpus("dev"));
     for d in &docs {
         let spec = extract_with(tagger, &d.text);
         let json = spec.to_json().unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", d.path.display());
         let input = words(&d.text);
         let grams: HashSet<&[String]> = input.windows(6).collect();
         let out = words(&json);

@@ -1,0 +1,238 @@
+//! The committed JSON Schema of `ProtocolSpec` (`schema/protocol-spec.v1.schema.json`), checked
+//! by an independent validator (the `jsonschema` crate), so a partner or integrator who
+//! validates specs with the schema in another language agrees with our receiver: random valid
+//! specs validate, and every structurally malformed document the receiver refuses, the schema
+//! refuses too. (Every spec extracted from WLP `dev` and `test` is validated in `tests/wlp.rs`.)
+
+#![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use fl_tiers::spec::{ProtocolSpec, SPEC_VERSION, Step, Summary};
+use fl_tiers::units::{Quantity, Range, Unit};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn committed_schema() -> Value {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/protocol-spec.v1.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: LazyLock<jsonschema::Validator> =
+        LazyLock::new(|| jsonschema::validator_for(&committed_schema()).unwrap());
+    &VALIDATOR
+}
+
+/// The units the schema lists, each parsed by the receiver (a unit one side lacks fails here).
+fn schema_units() -> Vec<Unit> {
+    let variants = committed_schema()["$defs"]["Unit"]["oneOf"].as_array().unwrap().clone();
+    assert!(variants.len() >= 13, "{variants:?}");
+    variants.into_iter().map(|v| serde_json::from_value(v["const"].clone()).unwrap()).collect()
+}
+
+fn spec() -> ProtocolSpec {
+    let q = |v: f64, unit| Quantity { value: Range::point(v), unit };
+    ProtocolSpec {
+        version: SPEC_VERSION,
+        title_sha256: "ab".repeat(32),
+        steps: vec![Step {
+            actions: vec!["add".into(), "incubate".into()],
+            reagents: vec!["pbs".into(), "tris hcl".into()],
+            amounts: vec![q(5e-6, Unit::Litre)],
+            concentrations: vec![q(0.05, Unit::Molar)],
+            temperatures_c: vec![Range { min: 20.0, max: 25.0 }],
+            durations_s: vec![Range::point(600.0)],
+            speeds: vec![q(13_000.0, Unit::TimesG)],
+            devices: vec!["centrifuge".into()],
+            ph: vec![Range::point(7.4)],
+        }],
+        summary: Summary { steps: 1, actions: 2, total_duration_s: 600.0, ..Summary::default() },
+    }
+}
+
+/// `spec()` as JSON with `edit` applied.
+fn edited(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut v = serde_json::to_value(spec()).unwrap();
+    edit(&mut v);
+    v
+}
+
+#[test]
+fn the_fixture_is_valid_on_both_sides() {
+    let v = serde_json::to_value(spec()).unwrap();
+    assert!(validator().is_valid(&v));
+    assert_eq!(ProtocolSpec::from_json(&v.to_string()).unwrap(), spec());
+}
+
+#[test]
+fn what_the_receiver_refuses_for_its_structure_the_schema_refuses() {
+    let validator = validator();
+    let step = |v: &mut Value| v["steps"][0].as_object_mut().unwrap().clone();
+    let cases: Vec<(&str, Value)> = vec![
+        ("unknown field at the top", edited(|v| v["note"] = json!("text"))),
+        ("unknown field in a step", edited(|v| v["steps"][0]["note"] = json!("text"))),
+        (
+            "unknown field in a quantity",
+            edited(|v| v["steps"][0]["amounts"][0]["note"] = json!("protocol text")),
+        ),
+        (
+            "unknown field in a range",
+            edited(|v| v["steps"][0]["temperatures_c"][0]["note"] = json!("text")),
+        ),
+        ("unknown field in the summary", edited(|v| v["summary"]["note"] = json!(1))),
+        ("another version", edited(|v| v["version"] = json!(SPEC_VERSION + 1))),
+        ("a short hash", edited(|v| v["title_sha256"] = json!("abc"))),
+        ("a hash that is not hex", edited(|v| v["title_sha256"] = json!("zz".repeat(32)))),
+        ("an unknown unit", edited(|v| v["steps"][0]["amounts"][0]["unit"] = json!("furlong"))),
+        ("a negative count", edited(|v| v["summary"]["steps"] = json!(-1))),
+        ("a fractional count", edited(|v| v["summary"]["steps"] = json!(1.5))),
+        ("a count above u32", edited(|v| v["summary"]["steps"] = json!(1_u64 << 32))),
+        (
+            "a missing summary",
+            edited(|v| {
+                v.as_object_mut().unwrap().remove("summary");
+            }),
+        ),
+        (
+            "a quantity without its lower end",
+            edited(|v| {
+                v["steps"][0]["amounts"][0].as_object_mut().unwrap().remove("min");
+            }),
+        ),
+        (
+            "a name of 81 characters",
+            edited(|v| v["steps"][0]["reagents"][0] = json!("a".repeat(81))),
+        ),
+        ("a number as a name", edited(|v| v["steps"][0]["devices"][0] = json!(7))),
+        ("steps that are not a list", edited(|v| v["steps"] = json!("add water"))),
+        ("a step that is a sentence", edited(|v| v["steps"][0] = json!("Add 5 ul of water."))),
+        (
+            "a step of the wrong shape",
+            edited(|v| {
+                let s = step(v);
+                v["steps"][0] = json!([s]);
+            }),
+        ),
+        (
+            "a string as a temperature",
+            edited(|v| v["steps"][0]["temperatures_c"][0]["min"] = json!("warm")),
+        ),
+    ];
+    for (what, doc) in &cases {
+        assert!(ProtocolSpec::from_json(&doc.to_string()).is_err(), "receiver took {what}");
+        let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+        assert!(!errors.is_empty(), "the schema took {what}: {doc}");
+    }
+}
+
+/// What the receiver checks beyond the schema, as the type's documentation says: the schema
+/// takes these, the receiver refuses them.
+#[test]
+fn the_receiver_also_checks_what_a_schema_cannot() {
+    let validator = validator();
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "an inverted range",
+            edited(|v| v["steps"][0]["durations_s"][0] = json!({"min": 60.0, "max": 1.0})),
+        ),
+        ("a name of six words", edited(|v| v["steps"][0]["actions"][0] = json!("a b c d e f"))),
+        // 41 two-byte characters: 82 bytes, within the schema's 80 characters.
+        ("a name of 82 bytes", edited(|v| v["steps"][0]["reagents"][0] = json!("é".repeat(41)))),
+    ];
+    for (what, doc) in &cases {
+        assert!(validator.is_valid(doc), "{what}");
+        assert!(ProtocolSpec::from_json(&doc.to_string()).is_err(), "receiver took {what}");
+    }
+}
+
+fn name() -> impl Strategy<Value = String> {
+    // One to five words, at most 80 bytes (UTF-8 included).
+    proptest::collection::vec("[a-zà-ÿ0-9-]{1,12}", 1..=5)
+        .prop_map(|w| w.join(" "))
+        .prop_filter("at most 80 bytes", |n| n.len() <= 80)
+}
+
+fn range() -> impl Strategy<Value = Range> {
+    (-1e12..1e12_f64, 0.0..1e12_f64).prop_map(|(min, width)| Range { min, max: min + width })
+}
+
+fn quantity(units: Vec<Unit>) -> impl Strategy<Value = Quantity> {
+    (range(), proptest::sample::select(units)).prop_map(|(value, unit)| Quantity { value, unit })
+}
+
+fn step(units: &[Unit]) -> impl Strategy<Value = Step> + use<> {
+    let names = || proptest::collection::vec(name(), 0..4);
+    let quantities = || proptest::collection::vec(quantity(units.to_vec()), 0..3);
+    let ranges = || proptest::collection::vec(range(), 0..3);
+    (
+        (names(), names(), names()),
+        (quantities(), quantities(), quantities()),
+        (ranges(), ranges(), ranges()),
+    )
+        .prop_map(
+            |(
+                (actions, reagents, devices),
+                (amounts, concentrations, speeds),
+                (temperatures_c, durations_s, ph),
+            )| Step {
+                actions,
+                reagents,
+                amounts,
+                concentrations,
+                temperatures_c,
+                durations_s,
+                speeds,
+                devices,
+                ph,
+            },
+        )
+}
+
+fn protocol_spec() -> impl Strategy<Value = ProtocolSpec> {
+    let units = schema_units();
+    (
+        "[0-9a-fA-F]{64}",
+        proptest::collection::vec(step(&units), 0..6),
+        proptest::collection::vec(any::<u32>(), 14),
+        0.0..1e9_f64,
+    )
+        .prop_map(|(title_sha256, steps, c, total_duration_s)| ProtocolSpec {
+            version: SPEC_VERSION,
+            title_sha256,
+            steps,
+            summary: Summary {
+                steps: c[0],
+                actions: c[1],
+                distinct_actions: c[2],
+                reagents: c[3],
+                distinct_reagents: c[4],
+                amounts: c[5],
+                concentrations: c[6],
+                temperatures: c[7],
+                durations: c[8],
+                speeds: c[9],
+                devices: c[10],
+                ph: c[11],
+                locations: c[12],
+                total_duration_s,
+                unparsed: c[13],
+            },
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn specs_the_receiver_takes_validate_against_the_schema(spec in protocol_spec()) {
+        let json = spec.to_json().unwrap();
+        let parsed = ProtocolSpec::from_json(&json).unwrap();
+        prop_assert_eq!(&parsed, &spec);
+        let value: Value = serde_json::from_str(&json).unwrap();
+        let errors: Vec<String> = validator().iter_errors(&value).map(|e| e.to_string()).collect();
+        prop_assert!(errors.is_empty(), "{:?}", errors);
+    }
+}
