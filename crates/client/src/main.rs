@@ -266,10 +266,12 @@ fn submit(
     let mut outbound = Vec::new();
     let mut names = Vec::new();
     for p in &paths {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        // The same bounded read as `inspect`: what it shows is what is sent.
+        let text = fl_tiers::inspect::read_artifact_file(p)?;
         let artifact = if tier == 1 {
-            Artifact::Spec(ProtocolSpec::from_json(&text)?)
+            let spec = ProtocolSpec::from_json(&text)
+                .with_context(|| format!("{}: not a ProtocolSpec", p.display()))?;
+            Artifact::Spec(spec)
         } else {
             let fv = fl_tiers::features::FeatureVector::from_json(&text)
                 .with_context(|| format!("{}: not a feature vector", p.display()))?;

@@ -92,6 +92,43 @@ fn extract_inspect_and_errors() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("C = 1e-45"), "{}", text(&o));
+
+    // `submit` reads and checks every file before it connects: an oversized file and a spec
+    // with a field the format lacks (text smuggled into a quantity) are refused with the file's
+    // name, and nothing is sent (the server and CA given do not exist).
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(specs.join("protocol_1.spec.json")).unwrap())
+            .unwrap();
+    let mut smuggled = spec;
+    let step = smuggled["steps"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s.get("amounts").is_some())
+        .unwrap();
+    step["amounts"][0]["note"] = serde_json::json!("Add 5 ul of the secret buffer");
+    for (name, contents, expected) in [
+        ("big.spec.json", " ".repeat(4 << 20 | 1), "4194304-byte limit"),
+        ("smuggled.spec.json", smuggled.to_string(), "unknown field `note`"),
+    ] {
+        let one = dir.path().join(format!("submit-{name}"));
+        std::fs::create_dir(&one).unwrap();
+        std::fs::write(one.join(name), contents).unwrap();
+        let o = fl_client(&[
+            "submit",
+            "--specs",
+            one.to_str().unwrap(),
+            "--server",
+            "127.0.0.1:9",
+            "--ca",
+            "/nonexistent/ca.pem",
+            "--api-key",
+            "k",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", text(&o));
+        assert!(text(&o).contains(name) && text(&o).contains(expected), "{name}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"));
+    }
 }
 
 #[test]

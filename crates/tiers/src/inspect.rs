@@ -97,13 +97,31 @@ pub fn files_ending_with(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Reads a file of at most [`MAX_SPEC_BYTES`]; the size is returned either way.
+/// Reads a spec or vector file of at most [`MAX_SPEC_BYTES`] as UTF-8, as `inspect` and
+/// `submit` do. The limit holds for what is read, not only for the size the file reported, so a
+/// file that grows (or a FIFO) cannot make it read more.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the file cannot be read, is larger than the limit or is not UTF-8.
+pub fn read_artifact_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        let reason = format!("larger than the {MAX_SPEC_BYTES}-byte limit for a spec or vector");
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, reason)));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+    })
+}
+
+/// [`read_artifact_file`] with the size on disk returned either way (for the report).
 fn read_limited(path: &Path) -> (u64, std::result::Result<String, String>) {
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if bytes > MAX_SPEC_BYTES {
-        return (bytes, Err(format!("{bytes} bytes, above the {MAX_SPEC_BYTES}-byte limit")));
-    }
-    (bytes, std::fs::read_to_string(path).map_err(|e| e.to_string()))
+    (bytes, read_artifact_file(path).map_err(|e| e.to_string()))
 }
 
 fn stem_of(path: &Path, suffix: &str) -> String {
@@ -284,6 +302,27 @@ mod tests {
         assert!(r1.files[0].spec.as_ref().unwrap().decision.is_err());
         assert!(r1.files[0].named_values.is_none());
         assert!(inspect(&dir.path().join("missing"), Sensitivity::Public, &[], false).is_err());
+    }
+
+    #[test]
+    fn reads_at_most_the_limit_and_only_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let limit = usize::try_from(MAX_SPEC_BYTES).unwrap();
+        std::fs::write(path("at.spec.json"), " ".repeat(limit)).unwrap();
+        std::fs::write(path("over.spec.json"), " ".repeat(limit + 1)).unwrap();
+        std::fs::write(path("latin1.spec.json"), b"{\"title\": \"caf\xe9\"}").unwrap();
+        assert_eq!(read_artifact_file(&path("at.spec.json")).unwrap().len(), limit);
+        let over = read_artifact_file(&path("over.spec.json")).unwrap_err().to_string();
+        assert!(over.contains("over.spec.json") && over.contains("4194304-byte limit"), "{over}");
+        let latin1 = read_artifact_file(&path("latin1.spec.json")).unwrap_err().to_string();
+        assert!(latin1.contains("latin1.spec.json") && latin1.contains("utf-8"), "{latin1}");
+        assert!(read_artifact_file(&path("missing.spec.json")).is_err());
+        // inspect reports the oversized file with its size and refuses to send it.
+        let r = inspect(dir.path(), Sensitivity::Public, &[], false).unwrap();
+        let over = r.files.iter().find(|f| f.stem == "over").unwrap().spec.as_ref().unwrap();
+        assert_eq!(over.bytes, MAX_SPEC_BYTES + 1);
+        assert!(over.json.is_err() && over.decision.is_err());
     }
 
     #[test]
