@@ -396,7 +396,13 @@ fn extract(
         "extracting: {pos}/{len} protocols [{bar:30}] {elapsed_precise} (eta {eta})",
         |progress| fl_tiers::spec::extract_dir_with_progress(tagger, corpus, output, progress),
     )??;
-    if report.specs.is_empty() {
+    for (path, encoding) in &report.transcoded {
+        eprintln!("read as {}: {}", encoding.name(), path.display());
+    }
+    for (path, reason) in &report.skipped {
+        eprintln!("skipped {}: {reason}", path.display());
+    }
+    if report.specs.is_empty() && report.skipped.is_empty() {
         bail!("{}: no .txt protocols found", corpus.display());
     }
     #[allow(clippy::cast_precision_loss, reason = "file counts")]
@@ -424,6 +430,13 @@ fn extract(
         let n = report.specs.len();
         let dp_note = dp.map_or_else(|| "no local DP".to_owned(), local_dp_summary);
         println!("tier 2: {n} feature vectors (223 dims, {dp_note})");
+    }
+    if !report.skipped.is_empty() {
+        bail!(
+            "{} of {} protocol files skipped (listed above); the others were written",
+            report.skipped.len(),
+            report.skipped.len() + report.specs.len()
+        );
     }
     Ok(())
 }

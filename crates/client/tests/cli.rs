@@ -204,3 +204,28 @@ fn train_a_tagger_on_own_annotations_and_extract_with_it() {
         assert!(text(&o).contains(says) && !text(&o).contains("panicked"), "{}", text(&o));
     }
 }
+
+#[test]
+fn extract_reads_windows_1252_and_skips_files_that_are_not_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    // Saved on Windows: `°` is the byte 0xB0, invalid as UTF-8.
+    std::fs::write(corpus.join("protocol_1.txt"), b"Miniprep\nIncubate at 37 \xb0C for 1 h.\n")
+        .unwrap();
+    std::fs::write(corpus.join("protocol_2.txt"), b"PK\x03\x04\x14\x00\x06\x00").unwrap();
+    let output = dir.path().join("specs");
+    let (c, s) = (corpus.to_str().unwrap(), output.to_str().unwrap());
+    let o = fl_client(&["extract", "--corpus", c, "--output", s]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("read as windows-1252") && t.contains("protocol_1.txt"), "{t}");
+    assert!(t.contains("skipped") && t.contains("protocol_2.txt") && t.contains("not text"), "{t}");
+    assert!(t.contains("1 of 2 protocol files skipped"), "{t}");
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(output.join("protocol_1.spec.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec["steps"][0]["temperatures_c"][0]["min"], 37.0, "{spec}");
+    assert!(!output.join("protocol_2.spec.json").exists());
+}

@@ -12,20 +12,33 @@ use crate::tagger::NUMERIC_KINDS;
 use crate::tokenize::tokenize;
 use crate::units;
 
-/// The tiers' untrusted inputs from one byte string: as protocol text through the tokenizer,
+/// The tiers' untrusted inputs from one byte string: as a protocol file's bytes through the
+/// decoder ([`crate::text::decode_protocol`]), as protocol text through the tokenizer,
 /// the unit normalizers (each line as an entity), the shipped tagger, spec extraction and the
 /// feature vector; as a `ProtocolSpec` JSON file (a partner's or a submitted one); as a
 /// `FeatureVector` JSON file; and as a model file.
 ///
 /// # Panics
 ///
-/// When tokens leave the text or overlap, a normalizer returns a range that is not finite and
+/// When the decoder changes UTF-8 text or lets a control character through, tokens leave the
+/// text or overlap, a normalizer returns a range that is not finite and
 /// ordered, an entity leaves the text, an extracted spec or
 /// its features fail their own validation or the spec does not survive a JSON round trip, a
 /// spec that parsed yields invalid features, or a valid feature vector (as JSON) is refused by
 /// the attacks or local DP, or its privatized copy does not validate: those are the bugs being
 /// hunted.
 pub fn tier_inputs(data: &[u8]) {
+    if let Ok((decoded, encoding)) = crate::text::decode_protocol(data) {
+        if let Ok(utf8) = std::str::from_utf8(data) {
+            let plain = utf8.strip_prefix('\u{feff}').unwrap_or(utf8);
+            assert_eq!(encoding, crate::text::TextEncoding::Utf8, "UTF-8 read as another");
+            assert_eq!(decoded, plain, "UTF-8 read as is");
+        }
+        assert!(
+            !decoded.chars().any(|c| c.is_ascii_control() && !"\t\n\x0c\r".contains(c)),
+            "a control character passed"
+        );
+    }
     let text = String::from_utf8_lossy(data);
     let chars = text.chars().count();
     let tokens = tokenize(&text);

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod policy;
 pub mod spec;
 pub mod tagger;
+pub mod text;
 pub mod tokenize;
 pub mod units;
 

@@ -2,7 +2,7 @@
 //! normalized values and short entity names, never sentences: the title is only hashed, names
 //! are cut to five words and sorted within a step, so no run of six input words survives.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use schemars::JsonSchema;
@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::brat::Entity;
 use crate::tagger::NUMERIC_KINDS;
+use crate::text::TextEncoding;
 use crate::units::{self, Quantity, Range, Reading};
 use crate::{Error, Result, Tagger};
 
@@ -389,6 +390,11 @@ pub fn extract(text: &str) -> Result<ProtocolSpec> {
 pub struct ExtractReport {
     /// Each protocol's file stem and its spec (written as `<stem>.spec.json`).
     pub specs: Vec<(String, ProtocolSpec)>,
+    /// Protocol files not extracted, with the reason (unreadable, larger than
+    /// [`crate::text::MAX_PROTOCOL_BYTES`], not text); the rest of the corpus still is.
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Protocol files read in an encoding other than UTF-8 ([`crate::text::read_protocol`]).
+    pub transcoded: Vec<(PathBuf, TextEncoding)>,
     /// Total input characters.
     pub chars: usize,
     /// Seconds spent extracting (excluding file I/O).
@@ -397,11 +403,13 @@ pub struct ExtractReport {
 
 /// Extracts every `*.txt` in `corpus` into `output/<stem>.spec.json` (in parallel) with the
 /// shipped tagger. Files are written to a temporary name and renamed, so an interrupted run
-/// leaves no partial spec.
+/// leaves no partial spec. Each file is read with [`crate::text::read_protocol`]; one that
+/// cannot be read as a protocol is listed in [`ExtractReport::skipped`] and does not stop the
+/// others.
 ///
 /// # Errors
 ///
-/// [`Error::Io`] for unreadable input or unwritable output; [`Error::Model`].
+/// [`Error::Io`] for an unlistable corpus or unwritable output; [`Error::Model`].
 pub fn extract_dir(corpus: &Path, output: &Path) -> Result<ExtractReport> {
     extract_dir_with(shipped_tagger()?, corpus, output)
 }
@@ -412,7 +420,7 @@ pub fn extract_dir(corpus: &Path, output: &Path) -> Result<ExtractReport> {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] for unreadable input or unwritable output.
+/// [`Error::Io`] for an unlistable corpus or unwritable output.
 pub fn extract_dir_with(tagger: &Tagger, corpus: &Path, output: &Path) -> Result<ExtractReport> {
     extract_dir_with_progress(tagger, corpus, output, &mut |_, _| {})
 }
@@ -437,19 +445,27 @@ pub fn extract_dir_with_progress(
     use rayon::prelude::*;
     let files = crate::brat::text_files(corpus)?;
     std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
-    let mut report =
-        ExtractReport { specs: Vec::with_capacity(files.len()), chars: 0, seconds: 0.0 };
+    let mut report = ExtractReport { specs: Vec::with_capacity(files.len()), ..Default::default() };
     progress(0, files.len());
+    let mut done = 0;
     for batch in files.chunks(EXTRACT_BATCH) {
-        let texts: Vec<(String, String)> = batch
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-                let stem =
-                    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                Ok((stem, text))
-            })
-            .collect::<Result<_>>()?;
+        let mut texts: Vec<(String, String)> = Vec::with_capacity(batch.len());
+        for p in batch {
+            match crate::text::read_protocol(p) {
+                Ok((text, encoding)) => {
+                    if encoding != TextEncoding::Utf8 {
+                        report.transcoded.push((p.clone(), encoding));
+                    }
+                    let stem =
+                        p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    texts.push((stem, text));
+                }
+                Err(Error::Io { source, .. }) => {
+                    report.skipped.push((p.clone(), source.to_string()))
+                }
+                Err(e) => report.skipped.push((p.clone(), e.to_string())),
+            }
+        }
         let t = std::time::Instant::now();
         let specs: Vec<ProtocolSpec> =
             texts.par_iter().map(|(_, text)| extract_with(tagger, text)).collect();
@@ -462,7 +478,8 @@ pub fn extract_dir_with_progress(
             report.chars += text.len();
             report.specs.push((stem, spec));
         }
-        progress(report.specs.len(), files.len());
+        done += batch.len();
+        progress(done, files.len());
     }
     Ok(report)
 }
@@ -513,9 +530,46 @@ mod tests {
             assert_eq!(written, extract(&text).unwrap().to_json().unwrap());
             assert_eq!(spec.to_json().unwrap(), written);
         }
-        // A file that is not UTF-8 stops the run with an error naming it.
-        std::fs::write(corpus.path().join("zz.txt"), b"\xff\xfe").unwrap();
-        let err = extract_dir(corpus.path(), &output).unwrap_err().to_string();
-        assert!(err.contains("zz.txt"), "{err}");
+    }
+
+    #[test]
+    fn files_in_other_encodings_are_read_and_files_that_are_not_text_skipped() {
+        let corpus = tempfile::tempdir().unwrap();
+        let output = corpus.path().join("specs");
+        let text = "Título\nIncubate at 37 °C for 1 h, then spin at 13,000 × g.\n";
+        // 1 UTF-8, 2 UTF-8 with a byte-order mark, 3 UTF-16LE, 4 Windows-1252, 5 binary.
+        let write = |name: &str, bytes: &[u8]| std::fs::write(corpus.path().join(name), bytes);
+        write("protocol_1.txt", text.as_bytes()).unwrap();
+        write("protocol_2.txt", &[b"\xef\xbb\xbf", text.as_bytes()].concat()).unwrap();
+        let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        write("protocol_3.txt", &[&b"\xff\xfe"[..], &utf16].concat()).unwrap();
+        let (cp1252, _, lossy) = encoding_rs::WINDOWS_1252.encode(text);
+        assert!(!lossy);
+        write("protocol_4.txt", &cp1252).unwrap();
+        write("protocol_5.txt", b"\x7fELF\x02\x01\x01\x00\x00").unwrap();
+        let report = extract_dir(corpus.path(), &output).unwrap();
+        let stems: Vec<&str> = report.specs.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(stems, ["protocol_1", "protocol_2", "protocol_3", "protocol_4"]);
+        let want = extract(text).unwrap();
+        assert!(want.steps[0].temperatures_c == [Range::point(37.0)], "{want:?}");
+        for (stem, spec) in &report.specs {
+            assert_eq!(*spec, want, "{stem} reads as the UTF-8 text does");
+        }
+        let transcoded: Vec<(String, TextEncoding)> = report
+            .transcoded
+            .iter()
+            .map(|(p, e)| (p.file_name().unwrap().to_string_lossy().into_owned(), *e))
+            .collect();
+        assert_eq!(
+            transcoded,
+            [
+                ("protocol_3.txt".to_owned(), TextEncoding::Utf16Le),
+                ("protocol_4.txt".to_owned(), TextEncoding::Windows1252)
+            ]
+        );
+        assert_eq!(report.skipped.len(), 1);
+        let (path, reason) = &report.skipped[0];
+        assert!(path.ends_with("protocol_5.txt") && reason.contains("not text"), "{reason}");
+        assert!(!output.join("protocol_5.spec.json").exists());
     }
 }
