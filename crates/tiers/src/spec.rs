@@ -435,7 +435,7 @@ const EXTRACT_BATCH: usize = 256;
 ///
 /// # Errors
 ///
-/// As [`extract_dir_with`]; specs of batches before the failing file are already written.
+/// As [`extract_dir_with`]; specs written before an output error stay written.
 pub fn extract_dir_with_progress(
     tagger: &Tagger,
     corpus: &Path,
