@@ -105,17 +105,9 @@ pub fn files_ending_with(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
 ///
 /// [`Error::Io`] when the file cannot be read, is larger than the limit or is not UTF-8.
 pub fn read_artifact_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > MAX_SPEC_BYTES {
-        let reason = format!("larger than the {MAX_SPEC_BYTES}-byte limit for a spec or vector");
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, reason)));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
-    })
+    let bytes = crate::text::read_bounded(path, MAX_SPEC_BYTES, "a spec or vector")?;
+    String::from_utf8(bytes)
+        .map_err(|e| crate::text::invalid_data(path, e.utf8_error().to_string()))
 }
 
 /// [`read_artifact_file`] with the size on disk returned either way (for the report).

@@ -53,14 +53,18 @@ impl TextEncoding {
 /// [`Error::InvalidParameter`] naming `protocol text` when UTF-16 after a byte-order mark is
 /// malformed or the text holds a control character.
 pub fn decode_protocol(bytes: &[u8]) -> Result<(String, TextEncoding)> {
-    let not_text = |reason: String| Error::param("protocol text", reason);
+    decode(bytes).map_err(|reason| Error::param("protocol text", reason))
+}
+
+/// [`decode_protocol`] with the reason alone, for callers that name the file themselves.
+fn decode(bytes: &[u8]) -> std::result::Result<(String, TextEncoding), String> {
     let (text, encoding) = match Encoding::for_bom(bytes) {
         Some((encoding, bom)) => {
-            let body = &bytes[bom..];
-            let text =
-                encoding.decode_without_bom_handling_and_without_replacement(body).ok_or_else(
-                    || not_text(format!("malformed {} after its byte-order mark", encoding.name())),
-                )?;
+            let text = encoding
+                .decode_without_bom_handling_and_without_replacement(&bytes[bom..])
+                .ok_or_else(|| {
+                    format!("malformed {} after its byte-order mark", encoding.name())
+                })?;
             let kind = if encoding == UTF_8 {
                 TextEncoding::Utf8
             } else if encoding == encoding_rs::UTF_16LE {
@@ -79,17 +83,41 @@ pub fn decode_protocol(bytes: &[u8]) -> Result<(String, TextEncoding)> {
         },
     };
     if let Some((at, c)) = text.chars().enumerate().find(|&(_, c)| is_binary(c)) {
-        return Err(not_text(format!(
+        return Err(format!(
             "not text: control character U+{:04X} at character {at}",
             u32::from(c)
-        )));
+        ));
     }
     Ok((text, encoding))
 }
 
-/// C0 controls other than tab, line feed, form feed and carriage return, and DEL.
+/// C0 controls other than tab, line feed, form feed and carriage return, and DEL (all in
+/// `is_ascii_control`).
 fn is_binary(c: char) -> bool {
-    (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\x0c' | '\r')) || c == '\u{7f}'
+    c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\x0c' | '\r')
+}
+
+/// An [`Error::Io`] naming `path` for content that cannot be used.
+pub(crate) fn invalid_data(path: &Path, reason: impl Into<String>) -> Error {
+    let reason: String = reason.into();
+    Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, reason))
+}
+
+/// The bytes of `path`, reading at most `limit` (enforced while reading, not taken from the
+/// size the file reports, so a growing file or a FIFO cannot make it read more).
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the file when it cannot be read or holds more than `limit` bytes
+/// (`what` names the kind of file in the message).
+pub(crate) fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(invalid_data(path, format!("larger than the {limit}-byte limit for {what}")));
+    }
+    Ok(bytes)
 }
 
 /// Reads one protocol file of at most [`MAX_PROTOCOL_BYTES`] and decodes it
@@ -100,21 +128,8 @@ fn is_binary(c: char) -> bool {
 /// [`Error::Io`] naming the file when it cannot be read, is larger than the limit or is not
 /// text.
 pub fn read_protocol(path: &Path) -> Result<(String, TextEncoding)> {
-    let invalid = |reason: String| {
-        Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, reason))
-    };
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PROTOCOL_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > MAX_PROTOCOL_BYTES {
-        return Err(invalid(format!(
-            "larger than the {MAX_PROTOCOL_BYTES}-byte limit for a protocol"
-        )));
-    }
-    decode_protocol(&bytes).map_err(|e| match e {
-        Error::InvalidParameter { reason, .. } => invalid(reason),
-        other => other,
-    })
+    let bytes = read_bounded(path, MAX_PROTOCOL_BYTES, "a protocol")?;
+    decode(&bytes).map_err(|reason| invalid_data(path, reason))
 }
 
 #[cfg(test)]
