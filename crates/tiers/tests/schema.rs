@@ -70,7 +70,6 @@ fn the_fixture_is_valid_on_both_sides() {
 #[test]
 fn what_the_receiver_refuses_for_its_structure_the_schema_refuses() {
     let validator = validator();
-    let step = |v: &mut Value| v["steps"][0].as_object_mut().unwrap().clone();
     let cases: Vec<(&str, Value)> = vec![
         ("unknown field at the top", edited(|v| v["note"] = json!("text"))),
         ("unknown field in a step", edited(|v| v["steps"][0]["note"] = json!("text"))),
@@ -112,8 +111,8 @@ fn what_the_receiver_refuses_for_its_structure_the_schema_refuses() {
         (
             "a step of the wrong shape",
             edited(|v| {
-                let s = step(v);
-                v["steps"][0] = json!([s]);
+                let step = v["steps"][0].take();
+                v["steps"][0] = json!([step]);
             }),
         ),
         (
