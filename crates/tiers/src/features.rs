@@ -10,6 +10,7 @@
 //! which is the declared sensitivity.
 
 use rand::Rng;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -161,17 +162,40 @@ fn bin(edges: &[f64], v: f64) -> usize {
 }
 
 /// The tier-2 artifact: a versioned feature vector.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureVector {
-    /// Always [`FEATURE_VERSION`].
+    /// Format version: always 1 (`FEATURE_VERSION`).
+    #[schemars(range(min = FEATURE_VERSION, max = FEATURE_VERSION))]
     pub version: u32,
-    /// [`DIM`] finite values.
+    /// Exactly 223 (`DIM`) finite values.
+    #[schemars(length(min = DIM, max = DIM))]
     pub values: Vec<f32>,
-    /// Local DP applied, if any: (ε, δ, clip norm C).
+    /// Local DP applied, if any: [ε > 0, 0 ≤ δ < 1, clip norm C > 0].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "local_dp_claim_schema")]
     pub local_dp: Option<(f64, f64, f64)>,
 }
+
+/// The ranges [`FeatureVector::validate`] requires of a `local_dp` claim, per tuple element.
+fn local_dp_claim_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["array", "null"],
+        "prefixItems": [
+            { "type": "number", "exclusiveMinimum": 0 },
+            { "type": "number", "minimum": 0, "exclusiveMaximum": 1 },
+            { "type": "number", "exclusiveMinimum": 0 }
+        ],
+        "minItems": 3,
+        "maxItems": 3
+    })
+}
+
+/// 2^128 − 2^103, halfway between `f32::MAX` and 2^128: the smallest number that no longer
+/// rounds to a finite `f32` (the tie rounds to even, i.e. to infinity). The receiver reads each
+/// decimal straight to `f32`, so `f32::MAX` written as `3.4028235e38` (above `f32::MAX` as an
+/// `f64`) reads as a finite value and the schema must take it too.
+const F32_OVERFLOW: f64 = 340_282_356_779_733_661_637_539_395_458_142_568_448.0;
 
 impl FeatureVector {
     /// Parses a received vector (a `.features.json` file) and [`validate`](Self::validate)s it.
@@ -184,6 +208,30 @@ impl FeatureVector {
             .map_err(|e| Error::InvalidArtifact { kind: "FeatureVector", reason: e.to_string() })?;
         v.validate()?;
         Ok(v)
+    }
+
+    /// The JSON Schema of this format (draft 2020-12, generated from the types; each value is
+    /// bounded to what reads as a finite `f32`). It states everything
+    /// [`from_json`](Self::from_json) checks: a document is valid under the schema exactly when
+    /// the receiver takes it, but for two things JSON Schema cannot see (a key given twice, and
+    /// the version written as `1.0`), which the receiver refuses, and for decimals within half
+    /// an `f64` step below the `f32` overflow bound (2^128 − 2^103), which the receiver reads
+    /// as `f32::MAX` and a validator reading `f64` takes to be on the bound and refuses.
+    #[must_use]
+    pub fn json_schema() -> serde_json::Value {
+        use schemars::generate::SchemaSettings;
+        use schemars::transform::RecursiveTransform;
+        let bound_f32 = RecursiveTransform(|schema: &mut schemars::Schema| {
+            if schema.get("format").and_then(serde_json::Value::as_str) == Some("float") {
+                schema.insert("exclusiveMinimum".into(), (-F32_OVERFLOW).into());
+                schema.insert("exclusiveMaximum".into(), F32_OVERFLOW.into());
+            }
+        });
+        let schema = SchemaSettings::draft2020_12()
+            .with_transform(bound_f32)
+            .into_generator()
+            .into_root_schema_for::<Self>();
+        serde_json::to_value(schema).unwrap_or_default()
     }
 
     /// Checks version, length, finiteness and the ranges of a local DP claim (for vectors
