@@ -147,6 +147,13 @@ enum Command {
         #[arg(long = "agreement")]
         agreements: Vec<String>,
     },
+    /// Print the JSON Schema of what a tier sends (1: ProtocolSpec, 2: feature vector), to
+    /// check files with any JSON Schema validator before `submit`.
+    Schema {
+        /// 1: ProtocolSpec; 2: feature vector.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        tier: u8,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -545,6 +552,15 @@ fn main() -> ExitCode {
                 agreements.iter().map(|a| parse_agreement(a)).collect::<Result<Vec<_>>>()?;
             let report = fl_tiers::inspect::inspect(&specs, level, &agreements, show_features)?;
             print!("{report}");
+            Ok(())
+        })(),
+        Command::Schema { tier } => (|| {
+            let schema = if tier == 1 {
+                ProtocolSpec::json_schema()
+            } else {
+                fl_tiers::features::FeatureVector::json_schema()
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(())
         })(),
     };

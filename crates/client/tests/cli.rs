@@ -229,3 +229,20 @@ fn extract_reads_windows_1252_and_skips_files_that_are_not_text() {
     assert_eq!(spec["steps"][0]["temperatures_c"][0]["min"], 37.0, "{spec}");
     assert!(!output.join("protocol_2.spec.json").exists());
 }
+
+#[test]
+fn schema_prints_the_committed_schemas() {
+    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tiers/schema");
+    for (tier, file) in
+        [("1", "protocol-spec.v1.schema.json"), ("2", "feature-vector.v1.schema.json")]
+    {
+        let o = fl_client(&["schema", "--tier", tier]);
+        assert!(o.status.success(), "{}", text(&o));
+        let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(committed.join(file)).unwrap()).unwrap();
+        assert_eq!(printed, file, "tier {tier}");
+    }
+    let o = fl_client(&["schema", "--tier", "3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
