@@ -22,6 +22,25 @@ pub const SPEC_VERSION: u32 = 1;
 const MAX_NAME_WORDS: usize = 5;
 /// Longest entity name kept, in UTF-8 bytes.
 const MAX_NAME_BYTES: usize = 80;
+/// Unicode `White_Space`, at which the receiver splits names into words
+/// (`str::split_whitespace`), as a regex class body. Spelt out because regex dialects disagree
+/// on `\s` (ECMA-262's leaves out U+0085 and adds U+FEFF).
+macro_rules! white_space {
+    () => {
+        r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+    };
+}
+/// The schema's form of "at most [`MAX_NAME_WORDS`] words" (5): up to five runs of other
+/// characters, each followed by white space or the end.
+const NAME_PATTERN: &str = concat!(
+    "^[",
+    white_space!(),
+    "]*(?:[^",
+    white_space!(),
+    "]+(?:[",
+    white_space!(),
+    "]+|$)){0,5}$"
+);
 
 /// One step (one line of the protocol after the title).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,11 +48,11 @@ const MAX_NAME_BYTES: usize = 80;
 pub struct Step {
     /// Actions in order, lowercase (e.g. `add`, `centrifuge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(length(max = MAX_NAME_BYTES)))]
+    #[schemars(inner(length(max = MAX_NAME_BYTES), regex(pattern = NAME_PATTERN)))]
     pub actions: Vec<String>,
     /// Reagent names, lowercase, at most five words, sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(length(max = MAX_NAME_BYTES)))]
+    #[schemars(inner(length(max = MAX_NAME_BYTES), regex(pattern = NAME_PATTERN)))]
     pub reagents: Vec<String>,
     /// Amounts (volumes in L, masses in g, moles, enzyme units, counts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -52,7 +71,7 @@ pub struct Step {
     pub speeds: Vec<Quantity>,
     /// Devices, lowercase, at most five words, sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(length(max = MAX_NAME_BYTES)))]
+    #[schemars(inner(length(max = MAX_NAME_BYTES), regex(pattern = NAME_PATTERN)))]
     pub devices: Vec<String>,
     /// pH values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -98,9 +117,9 @@ pub struct Summary {
 /// The tier-1 artifact: what a partner sends instead of a protocol.
 ///
 /// The JSON Schema states the structure, the version, the hash's format, the units and names
-/// of at most 80 characters, and refuses unknown fields. A receiver (`ProtocolSpec::from_json`)
-/// also checks what the schema cannot: every range finite with `min <= max`, and names of at
-/// most five words and 80 UTF-8 bytes.
+/// of at most five words and 80 characters, and refuses unknown fields. A receiver
+/// (`ProtocolSpec::from_json`) also checks what the schema cannot: every range finite with
+/// `min <= max`, and names of at most 80 UTF-8 bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProtocolSpec {

@@ -105,6 +105,11 @@ fn what_the_receiver_refuses_for_its_structure_the_schema_refuses() {
             "a name of 81 characters",
             edited(|v| v["steps"][0]["reagents"][0] = json!("a".repeat(81))),
         ),
+        ("a name of six words", edited(|v| v["steps"][0]["actions"][0] = json!("a b c d e f"))),
+        (
+            "a name of six words split by tabs and no-break spaces",
+            edited(|v| v["steps"][0]["devices"][0] = json!("a\tb\u{a0}c\u{3000}d e\nf ")),
+        ),
         ("a number as a name", edited(|v| v["steps"][0]["devices"][0] = json!(7))),
         ("steps that are not a list", edited(|v| v["steps"] = json!("add water"))),
         ("a step that is a sentence", edited(|v| v["steps"][0] = json!("Add 5 ul of water."))),
@@ -137,13 +142,32 @@ fn the_receiver_also_checks_what_a_schema_cannot() {
             "an inverted range",
             edited(|v| v["steps"][0]["durations_s"][0] = json!({"min": 60.0, "max": 1.0})),
         ),
-        ("a name of six words", edited(|v| v["steps"][0]["actions"][0] = json!("a b c d e f"))),
         // 41 two-byte characters: 82 bytes, within the schema's 80 characters.
         ("a name of 82 bytes", edited(|v| v["steps"][0]["reagents"][0] = json!("é".repeat(41)))),
     ];
     for (what, doc) in &cases {
         assert!(validator.is_valid(doc), "{what}");
         assert!(ProtocolSpec::from_json(&doc.to_string()).is_err(), "receiver took {what}");
+    }
+}
+
+/// The schema's word pattern splits where the receiver does: at every Unicode `White_Space`
+/// character and nowhere else (not at U+FEFF, U+200B or U+180E, which some regex dialects'
+/// `\s` treats as space).
+#[test]
+fn names_have_at_most_five_words_on_both_sides() {
+    let white_space = (0..=0x10FFFF_u32).filter_map(char::from_u32).filter(|c| c.is_whitespace());
+    let separators: Vec<char> =
+        white_space.chain(['\u{feff}', '\u{200b}', '\u{180e}', '-']).collect();
+    assert_eq!(separators.len(), 25 + 4, "Unicode White_Space changed: {separators:?}");
+    for sep in separators {
+        for words in 0..=7 {
+            let name: String = (0..words).map(|i| format!("w{i}{sep}")).collect();
+            let doc = edited(|v| v["steps"][0]["reagents"][0] = json!(name));
+            let receiver = ProtocolSpec::from_json(&doc.to_string()).is_ok();
+            assert_eq!(receiver, name.split_whitespace().count() <= 5, "{name:?}");
+            assert_eq!(validator().is_valid(&doc), receiver, "{name:?} (U+{:04X})", u32::from(sep));
+        }
     }
 }
 
