@@ -259,3 +259,99 @@ proptest! {
         prop_assert!(errors.is_empty(), "{:?}", errors);
     }
 }
+
+/// One change to a valid spec's JSON, near what the receiver checks.
+#[derive(Clone, Debug)]
+enum Miss {
+    Version(u32),
+    Hash(String),
+    Unit(String),
+    Count(Value),
+    Name(String),
+    Unknown(usize),
+    Remove(usize),
+}
+
+fn miss() -> impl Strategy<Value = Miss> {
+    let separator =
+        proptest::sample::select(vec![" ", "\t", "\u{a0}", "\u{3000}", "\u{feff}", "-"]);
+    prop_oneof![
+        (0..3_u32).prop_map(Miss::Version),
+        "[0-9a-gA-G]{62,66}".prop_map(Miss::Hash),
+        prop_oneof![
+            Just("L".to_owned()),
+            Just("l".to_owned()),
+            Just("°C".to_owned()),
+            "[a-zA-Z/%]{1,5}"
+        ]
+        .prop_map(Miss::Unit),
+        prop_oneof![
+            Just(json!(-1)),
+            Just(json!(1.5)),
+            Just(json!(u32::MAX)),
+            Just(json!(u64::from(u32::MAX) + 1)),
+            Just(json!("7")),
+        ]
+        .prop_map(Miss::Count),
+        (proptest::collection::vec("[a-zé]{1,20}", 0..8), separator)
+            .prop_map(|(words, sep)| Miss::Name(words.join(sep))),
+        (0..4_usize).prop_map(Miss::Unknown),
+        (0..4_usize).prop_map(Miss::Remove),
+    ]
+}
+
+fn apply(doc: &mut Value, miss: &Miss) {
+    let step = &mut doc["steps"][0];
+    match miss {
+        Miss::Version(v) => doc["version"] = json!(v),
+        Miss::Hash(h) => doc["title_sha256"] = json!(h),
+        Miss::Unit(u) => step["amounts"] = json!([{"min": 1.0, "max": 2.0, "unit": u}]),
+        Miss::Count(c) => doc["summary"]["devices"] = c.clone(),
+        Miss::Name(n) => step["reagents"] = json!([n]),
+        Miss::Unknown(at) => {
+            let target = match at {
+                0 => doc,
+                1 => &mut doc["steps"][0],
+                2 => &mut doc["summary"],
+                _ => {
+                    doc["steps"][0]["ph"] = json!([{"min": 7.0, "max": 7.0}]);
+                    &mut doc["steps"][0]["ph"][0]
+                }
+            };
+            target["text"] = json!("Add 5 ul of water.");
+        }
+        Miss::Remove(what) => {
+            let (object, key) = match what {
+                0 => (doc, "summary"),
+                1 => (doc, "title_sha256"),
+                2 => (&mut doc["summary"], "steps"),
+                _ => (doc, "version"),
+            };
+            object.as_object_mut().unwrap().remove(key);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Both directions on documents one change away from valid: the schema takes exactly what
+    /// the receiver takes, except names over 80 bytes (the one receiver-only check these
+    /// changes can reach; ranges stay ordered).
+    #[test]
+    fn schema_and_receiver_agree_on_near_misses(spec in protocol_spec(), miss in miss()) {
+        let mut doc = serde_json::to_value(&spec).unwrap();
+        if doc["steps"].as_array().unwrap().is_empty() {
+            doc["steps"] = json!([{}]);
+        }
+        apply(&mut doc, &miss);
+        let receiver = ProtocolSpec::from_json(&doc.to_string()).is_ok();
+        let schema = validator().is_valid(&doc);
+        let over_80_bytes = matches!(&miss, Miss::Name(n) if n.len() > 80 && n.chars().count() <= 80);
+        if over_80_bytes {
+            prop_assert!(!receiver);
+        } else {
+            prop_assert_eq!(schema, receiver, "{:?}: {}", miss, doc);
+        }
+    }
+}
