@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
 
-use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use fl_tiers::features::{DIM, FEATURE_VERSION, FeatureVector, LocalDp, features};
@@ -16,13 +15,13 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use serde_json::{Value, json};
 
+mod common;
+
 /// 2^128 − 2^103: the smallest `f64` that rounds to an infinite `f32`.
 const F32_OVERFLOW: f64 = 340_282_356_779_733_661_637_539_395_458_142_568_448.0;
 
 fn committed_schema() -> Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/feature-vector.v1.schema.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    common::committed_schema("feature-vector.v1.schema.json")
 }
 
 fn validator() -> &'static jsonschema::Validator {

@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
 
-use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use fl_tiers::spec::{ProtocolSpec, SPEC_VERSION, Step, Summary};
@@ -14,10 +13,10 @@ use fl_tiers::units::{Quantity, Range, Unit};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+mod common;
+
 fn committed_schema() -> Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/protocol-spec.v1.schema.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    common::committed_schema("protocol-spec.v1.schema.json")
 }
 
 fn validator() -> &'static jsonschema::Validator {

@@ -21,6 +21,8 @@ use fl_tiers::spec::{ProtocolSpec, extract_with, shipped_tagger};
 use fl_tiers::tagger::{Evaluation, NUMERIC_KINDS};
 use rand::SeedableRng;
 
+mod common;
+
 fn corpus(split: &str) -> Vec<Document> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/protocols/wlp")
@@ -114,13 +116,7 @@ fn gold_spans_fall_on_token_boundaries() {
 fn no_run_of_six_input_words_survives_and_specs_round_trip() {
     let tagger = shipped_tagger().unwrap();
     let schema = ProtocolSpec::json_schema();
-    let committed: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/protocol-spec.v1.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let committed = common::committed_schema("protocol-spec.v1.schema.json");
     assert_eq!(schema, committed, "regenerate schema/protocol-spec.v1.schema.json");
     // An independent validator: what partners validating with the schema would see.
     let validator = jsonschema::validator_for(&committed).unwrap();
