@@ -219,7 +219,6 @@ impl FeatureVector {
     /// as `f32::MAX` and a validator reading `f64` takes to be on the bound and refuses.
     #[must_use]
     pub fn json_schema() -> serde_json::Value {
-        use schemars::generate::SchemaSettings;
         use schemars::transform::RecursiveTransform;
         let bound_f32 = RecursiveTransform(|schema: &mut schemars::Schema| {
             if schema.get("format").and_then(serde_json::Value::as_str) == Some("float") {
@@ -227,11 +226,7 @@ impl FeatureVector {
                 schema.insert("exclusiveMaximum".into(), F32_OVERFLOW.into());
             }
         });
-        let schema = SchemaSettings::draft2020_12()
-            .with_transform(bound_f32)
-            .into_generator()
-            .into_root_schema_for::<Self>();
-        serde_json::to_value(schema).unwrap_or_default()
+        crate::spec::draft_2020_12_schema::<Self>(bound_f32)
     }
 
     /// Checks version, length, finiteness and the ranges of a local DP claim (for vectors

@@ -119,7 +119,8 @@ pub struct Summary {
 /// The JSON Schema states the structure, the version, the hash's format, the units and names
 /// of at most five words and 80 characters, and refuses unknown fields. A receiver
 /// (`ProtocolSpec::from_json`) also checks what the schema cannot: every range finite with
-/// `min <= max`, and names of at most 80 UTF-8 bytes.
+/// `min <= max`, names of at most 80 UTF-8 bytes, and, below the schema's view of a parsed
+/// document, that no key is given twice and counts are written as integers (`1`, not `1.0`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProtocolSpec {
@@ -199,7 +200,6 @@ impl ProtocolSpec {
     /// count also gets its maximum, which the receiver's `u32` enforces).
     #[must_use]
     pub fn json_schema() -> serde_json::Value {
-        use schemars::generate::SchemaSettings;
         use schemars::transform::RecursiveTransform;
         let bound_u32 = RecursiveTransform(|schema: &mut schemars::Schema| {
             let is_u32 = schema.get("format").and_then(serde_json::Value::as_str) == Some("uint32");
@@ -207,11 +207,7 @@ impl ProtocolSpec {
                 schema.insert("maximum".into(), u32::MAX.into());
             }
         });
-        let schema = SchemaSettings::draft2020_12()
-            .with_transform(bound_u32)
-            .into_generator()
-            .into_root_schema_for::<Self>();
-        serde_json::to_value(schema).unwrap_or_default()
+        draft_2020_12_schema::<Self>(bound_u32)
     }
 
     /// Pretty JSON.
@@ -223,6 +219,18 @@ impl ProtocolSpec {
         serde_json::to_string_pretty(self)
             .map_err(|e| Error::InvalidArtifact { kind: "ProtocolSpec", reason: e.to_string() })
     }
+}
+
+/// The draft 2020-12 JSON Schema of `T` with `transform` applied to every subschema (shared by
+/// the tier-1 and tier-2 formats).
+pub(crate) fn draft_2020_12_schema<T: JsonSchema>(
+    transform: impl schemars::transform::Transform + Clone + Send + Sync + 'static,
+) -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .with_transform(transform)
+        .into_generator()
+        .into_root_schema_for::<T>();
+    serde_json::to_value(schema).unwrap_or_default()
 }
 
 fn name(text: &str) -> String {

@@ -143,11 +143,17 @@ fn the_receiver_also_checks_what_a_schema_cannot() {
         ),
         // 41 two-byte characters: 82 bytes, within the schema's 80 characters.
         ("a name of 82 bytes", edited(|v| v["steps"][0]["reagents"][0] = json!("é".repeat(41)))),
+        // JSON Schema's integers are mathematical; serde wants an integer token for a u32.
+        ("a count written 1.0", edited(|v| v["summary"]["steps"] = json!(1.0))),
     ];
     for (what, doc) in &cases {
         assert!(validator.is_valid(doc), "{what}");
         assert!(ProtocolSpec::from_json(&doc.to_string()).is_err(), "receiver took {what}");
     }
+    // A key given twice: a parser keeps one, serde refuses the document.
+    let twice = edited(|_| ()).to_string().replacen('{', "{\"version\":1,", 1);
+    assert!(validator.is_valid(&serde_json::from_str::<Value>(&twice).unwrap()));
+    assert!(ProtocolSpec::from_json(&twice).is_err());
 }
 
 /// The schema's word pattern splits where the receiver does: at every Unicode `White_Space`
