@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fl_tiers::brat;
-use fl_tiers::features::{LocalDp, features, local_dp_summary};
+use fl_tiers::features::{FeatureVector, LocalDp, features, local_dp_summary};
 use fl_tiers::inspect::{FEATURES_SUFFIX, SPEC_SUFFIX};
 use fl_tiers::policy::{Agreement, AgreementKind, Sensitivity};
 use fl_tiers::spec::ProtocolSpec;
@@ -280,7 +280,7 @@ fn submit(
                 .with_context(|| format!("{}: not a ProtocolSpec", p.display()))?;
             Artifact::Spec(spec)
         } else {
-            let fv = fl_tiers::features::FeatureVector::from_json(&text)
+            let fv = FeatureVector::from_json(&text)
                 .with_context(|| format!("{}: not a feature vector", p.display()))?;
             Artifact::Features(fv)
         };
@@ -555,11 +555,8 @@ fn main() -> ExitCode {
             Ok(())
         })(),
         Command::Schema { tier } => (|| {
-            let schema = if tier == 1 {
-                ProtocolSpec::json_schema()
-            } else {
-                fl_tiers::features::FeatureVector::json_schema()
-            };
+            let schema =
+                if tier == 1 { ProtocolSpec::json_schema() } else { FeatureVector::json_schema() };
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(())
         })(),

@@ -219,14 +219,11 @@ impl FeatureVector {
     /// as `f32::MAX` and a validator reading `f64` takes to be on the bound and refuses.
     #[must_use]
     pub fn json_schema() -> serde_json::Value {
-        use schemars::transform::RecursiveTransform;
-        let bound_f32 = RecursiveTransform(|schema: &mut schemars::Schema| {
-            if schema.get("format").and_then(serde_json::Value::as_str) == Some("float") {
-                schema.insert("exclusiveMinimum".into(), (-F32_OVERFLOW).into());
-                schema.insert("exclusiveMaximum".into(), F32_OVERFLOW.into());
-            }
-        });
-        crate::spec::draft_2020_12_schema::<Self>(bound_f32)
+        let bounds = vec![
+            ("exclusiveMinimum", (-F32_OVERFLOW).into()),
+            ("exclusiveMaximum", F32_OVERFLOW.into()),
+        ];
+        crate::spec::draft_2020_12_schema::<Self>("float", bounds)
     }
 
     /// Checks version, length, finiteness and the ranges of a local DP claim (for vectors

@@ -200,14 +200,7 @@ impl ProtocolSpec {
     /// count also gets its maximum, which the receiver's `u32` enforces).
     #[must_use]
     pub fn json_schema() -> serde_json::Value {
-        use schemars::transform::RecursiveTransform;
-        let bound_u32 = RecursiveTransform(|schema: &mut schemars::Schema| {
-            let is_u32 = schema.get("format").and_then(serde_json::Value::as_str) == Some("uint32");
-            if is_u32 && schema.get("maximum").is_none() {
-                schema.insert("maximum".into(), u32::MAX.into());
-            }
-        });
-        draft_2020_12_schema::<Self>(bound_u32)
+        draft_2020_12_schema::<Self>("uint32", vec![("maximum", u32::MAX.into())])
     }
 
     /// Pretty JSON.
@@ -221,13 +214,24 @@ impl ProtocolSpec {
     }
 }
 
-/// The draft 2020-12 JSON Schema of `T` with `transform` applied to every subschema (shared by
-/// the tier-1 and tier-2 formats).
+/// The draft 2020-12 JSON Schema of `T` (shared by the tier-1 and tier-2 formats), with
+/// `bounds` added to every subschema of `format` that does not set them already: schemars
+/// gives a Rust number type its `format` but not the range the receiver's type enforces.
 pub(crate) fn draft_2020_12_schema<T: JsonSchema>(
-    transform: impl schemars::transform::Transform + Clone + Send + Sync + 'static,
+    format: &'static str,
+    bounds: Vec<(&'static str, serde_json::Value)>,
 ) -> serde_json::Value {
+    let bound = schemars::transform::RecursiveTransform(move |schema: &mut schemars::Schema| {
+        if schema.get("format").and_then(serde_json::Value::as_str) == Some(format) {
+            for (keyword, value) in &bounds {
+                if schema.get(*keyword).is_none() {
+                    schema.insert((*keyword).into(), value.clone());
+                }
+            }
+        }
+    });
     let schema = schemars::generate::SchemaSettings::draft2020_12()
-        .with_transform(transform)
+        .with_transform(bound)
         .into_generator()
         .into_root_schema_for::<T>();
     serde_json::to_value(schema).unwrap_or_default()
