@@ -4,19 +4,38 @@
 //! other folds with the shipped recipe (numeric specialist included) and prints numeric,
 //! all-type micro and Action F1 per fold, their mean and spread, and the pooled scores.
 //! Never pass the test split here.
+//!
+//! `--dump FILE` also writes one JSON line per protocol: `path`, `fold`, `tokens`
+//! (`[text, start, end, line]` from [`fl_tiers::tokenize`]), `gold` and `predicted`
+//! (`[start, end, type]`; predicted by the model that did not see the protocol), so that other
+//! taggers can be cross-validated on the same folds and tokens
+//! (`crates/tiers/scripts/bilstm_crf.py`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example reports to the terminal")]
 
+use std::io::Write;
 use std::path::PathBuf;
 
-use fl_tiers::brat;
+use fl_tiers::brat::{self, Entity};
 use fl_tiers::tagger::{Counts, Evaluation, Tagger, TrainOptions};
+use fl_tiers::tokenize::tokenize;
 use rayon::prelude::*;
+use serde_json::json;
+
+/// A fold's scores and, with `--dump`, its protocols' predictions by index.
+type FoldResult = (Evaluation, Vec<(usize, Vec<Entity>)>);
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let dump = match args.iter().position(|a| a == "--dump") {
+        Some(i) if i + 1 < args.len() => {
+            Some(PathBuf::from(args.drain(i..=i + 1).nth(1).unwrap_or_default()))
+        }
+        Some(_) => anyhow::bail!("--dump needs a file"),
+        None => None,
+    };
     let Some(dirs) = args.first() else {
-        anyhow::bail!("usage: wlp_cv DIRS [K] [EPOCHS] [BAGS]");
+        anyhow::bail!("usage: wlp_cv DIRS [K] [EPOCHS] [BAGS] [--dump FILE]");
     };
     let k: usize = args.get(1).map(|a| a.parse()).transpose()?.unwrap_or(5);
     let epochs = args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(10);
@@ -30,22 +49,31 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("need K ≥ 2 and at least K protocols ({} found)", docs.len());
     }
     let options = TrainOptions { epochs, bags, ..TrainOptions::shipped() };
-    let folds: Vec<anyhow::Result<Evaluation>> = (0..k)
+    let folds: Vec<anyhow::Result<FoldResult>> = (0..k)
         .into_par_iter()
         .map(|fold| {
             let (held, train): (Vec<_>, Vec<_>) =
                 docs.iter().enumerate().partition(|(i, _)| i % k == fold);
             let train: Vec<_> = train.into_iter().map(|(_, d)| d.clone()).collect();
-            let held: Vec<_> = held.into_iter().map(|(_, d)| d.clone()).collect();
             let tagger = Tagger::train(&train, options)?;
-            Ok(Evaluation::run(&tagger, &held))
+            let predicted = if dump.is_some() {
+                held.iter().map(|(i, d)| (*i, tagger.tag(&d.text))).collect()
+            } else {
+                Vec::new()
+            };
+            let held: Vec<_> = held.into_iter().map(|(_, d)| d.clone()).collect();
+            Ok((Evaluation::run(&tagger, &held), predicted))
         })
         .collect();
+    let mut predicted = vec![Vec::new(); docs.len()];
     let (mut numeric, mut micro, mut action) =
         (Counts::default(), Counts::default(), Counts::default());
     let mut scores = Vec::new();
-    for (fold, eval) in folds.into_iter().enumerate() {
-        let eval = eval?;
+    for (fold, result) in folds.into_iter().enumerate() {
+        let (eval, fold_predicted) = result?;
+        for (i, p) in fold_predicted {
+            predicted[i] = p;
+        }
         let a = eval.per_type.get("Action").copied().unwrap_or_default();
         println!(
             "fold {fold}: {} protocols, numeric {:.4}, micro {:.4}, Action {:.4}",
@@ -58,6 +86,25 @@ fn main() -> anyhow::Result<()> {
         numeric.add(eval.numeric_micro);
         micro.add(eval.micro);
         action.add(a);
+    }
+    if let Some(file) = dump {
+        let spans = |es: &[Entity]| -> Vec<_> {
+            es.iter().map(|e| json!([e.start, e.end, e.kind])).collect()
+        };
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        for (i, (doc, predicted)) in docs.iter().zip(&predicted).enumerate() {
+            let tokens: Vec<_> = tokenize(&doc.text)
+                .into_iter()
+                .map(|t| json!([t.text, t.start, t.end, t.line]))
+                .collect();
+            let line = json!({
+                "path": doc.path, "fold": i % k, "tokens": tokens,
+                "gold": spans(&doc.entities), "predicted": spans(predicted),
+            });
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        println!("wrote {}", file.display());
     }
     #[allow(clippy::cast_precision_loss, reason = "few folds")]
     let n = scores.len() as f64;

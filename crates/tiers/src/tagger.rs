@@ -774,6 +774,32 @@ impl Counts {
     }
 }
 
+/// SHA-256 (hex) over everything the tagger reads from `docs`' text: each token's span and
+/// line, its static feature hashes and its word hash, in order. [`Tagger::train`] learns
+/// weights for exactly these hashes, so a change to the tokenizer, the feature templates or the
+/// unit tables they consult changes the fingerprint; `wlp_train` records it beside the model
+/// it writes, and a test recomputes it on `train` for the shipped model, so such a change
+/// fails the tests until the model is retrained instead of silently skewing extraction.
+#[must_use]
+pub fn feature_fingerprint(docs: &[Document]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for doc in docs {
+        let tokens = tokenize(&doc.text);
+        let (stat, words) = static_features(&tokens);
+        h.update((tokens.len() as u64).to_le_bytes());
+        for ((tok, feats), word) in tokens.iter().zip(&stat).zip(&words) {
+            for n in [tok.start, tok.end, tok.line, feats.len()] {
+                h.update((n as u64).to_le_bytes());
+            }
+            for f in feats.iter().chain([word]) {
+                h.update(f.to_le_bytes());
+            }
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Per-type exact span-and-type match counts of `predicted` against `gold`.
 #[must_use]
 pub fn score(gold: &[Entity], predicted: &[Entity]) -> HashMap<String, Counts> {
