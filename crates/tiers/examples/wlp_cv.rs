@@ -22,7 +22,7 @@ use fl_tiers::tokenize::tokenize;
 use rayon::prelude::*;
 use serde_json::json;
 
-/// A fold's scores and, with `--dump`, its protocols' predictions by index.
+/// A fold's scores and its protocols' predictions by index.
 type FoldResult = (Evaluation, Vec<(usize, Vec<Entity>)>);
 
 fn main() -> anyhow::Result<()> {
@@ -56,13 +56,11 @@ fn main() -> anyhow::Result<()> {
                 docs.iter().enumerate().partition(|(i, _)| i % k == fold);
             let train: Vec<_> = train.into_iter().map(|(_, d)| d.clone()).collect();
             let tagger = Tagger::train(&train, options)?;
-            let predicted = if dump.is_some() {
-                held.iter().map(|(i, d)| (*i, tagger.tag(&d.text))).collect()
-            } else {
-                Vec::new()
-            };
-            let held: Vec<_> = held.into_iter().map(|(_, d)| d.clone()).collect();
-            Ok((Evaluation::run(&tagger, &held), predicted))
+            let predicted: Vec<Vec<Entity>> =
+                held.iter().map(|(_, d)| tagger.tag(&d.text)).collect();
+            let held_docs: Vec<_> = held.iter().map(|(_, d)| (*d).clone()).collect();
+            let eval = Evaluation::of_predictions(&held_docs, &predicted);
+            Ok((eval, held.iter().map(|(i, _)| *i).zip(predicted).collect()))
         })
         .collect();
     let mut predicted = vec![Vec::new(); docs.len()];

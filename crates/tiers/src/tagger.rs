@@ -966,11 +966,17 @@ impl Evaluation {
     #[must_use]
     pub fn run(tagger: &Tagger, docs: &[Document]) -> Self {
         use rayon::prelude::*;
-        let per_doc: Vec<HashMap<String, Counts>> =
-            docs.par_iter().map(|d| score(&d.entities, &tagger.tag(&d.text))).collect();
+        let predicted: Vec<Vec<Entity>> = docs.par_iter().map(|d| tagger.tag(&d.text)).collect();
+        Self::of_predictions(docs, &predicted)
+    }
+
+    /// Scores `predicted[i]` against `docs[i]`'s gold entities (exact span-and-type matches),
+    /// for callers that keep the predictions.
+    #[must_use]
+    pub fn of_predictions(docs: &[Document], predicted: &[Vec<Entity>]) -> Self {
         let mut out = Self { protocols: docs.len(), ..Self::default() };
-        for m in per_doc {
-            for (k, c) in m {
+        for (doc, found) in docs.iter().zip(predicted) {
+            for (k, c) in score(&doc.entities, found) {
                 out.micro.add(c);
                 if NUMERIC_KINDS.contains(&k.as_str()) {
                     out.numeric_micro.add(c);
