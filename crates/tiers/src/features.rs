@@ -484,6 +484,21 @@ mod tests {
     }
 
     #[test]
+    fn decade_values_fall_in_the_bin_their_name_starts_with() {
+        // 10 µl is 1e-5 L exactly as normalized, so it opens the [1e-5..1e-4) bin rather
+        // than closing the one below (which 10 × 1e-6 = 9.999999999999999e-6 would).
+        let text = "T\nAdd 10 µl buffer.\nAdd 100 µl water and 10 µg DNA.\nUse 10 µM primer.";
+        let v = features(&crate::spec::extract(text).unwrap());
+        let names = dimension_names();
+        let at = |n: &str| v.values[names.iter().position(|x| x == n).unwrap()];
+        assert_eq!(at("volume_hist[0.00001..0.0001L]"), 1.0);
+        assert_eq!(at("volume_hist[0.0001..0.001L]"), 1.0);
+        assert_eq!(at("mass_hist[0.00001..0.0001g]"), 1.0);
+        assert_eq!(at("molar_hist[0.00001..0.0001M]"), 1.0);
+        assert_eq!(at("volume_hist[0.000001..0.00001L]"), 0.0);
+    }
+
+    #[test]
     fn local_dp_clips_and_noises() {
         use rand::SeedableRng;
         let v = features(&crate::spec::extract("T\nAdd 5 ml water.").unwrap());

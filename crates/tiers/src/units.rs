@@ -25,8 +25,23 @@ impl Range {
         Self { min: v, max: v }
     }
 
+    /// Multiplies by a unit's factor, correctly rounded for the decimal factors the tables
+    /// hold. `1e-6` is not exact in binary, so `10.0 * 1e-6` is `9.999999999999999e-6`, just
+    /// below the `1e-5` L edge of the tier-2 volume histogram, where `10.0 / 1e6` is the
+    /// nearest double to 10 µL. Factors within rounding of an integer or of its reciprocal
+    /// (`1e-6`, `1e-3 / 1e-6`, `60`) are applied as that integer.
     fn scale(self, f: f64) -> Self {
-        Self { min: self.min * f, max: self.max * f }
+        let snap = |x: f64| {
+            let n = x.round();
+            (n >= 1.0 && (x - n).abs() <= n * 1e-12).then_some(n)
+        };
+        if let Some(n) = snap(f) {
+            Self { min: self.min * n, max: self.max * n }
+        } else if let Some(n) = snap(1.0 / f) {
+            Self { min: self.min / n, max: self.max / n }
+        } else {
+            Self { min: self.min * f, max: self.max * f }
+        }
     }
 
     /// The midpoint.
@@ -624,6 +639,21 @@ mod tests {
     fn close(a: Range, min: f64, max: f64) -> bool {
         (a.min - min).abs() <= 1e-9 * min.abs().max(1.0)
             && (a.max - max).abs() <= 1e-9 * max.abs().max(1.0)
+    }
+
+    #[test]
+    fn decimal_prefixes_give_the_nearest_double() {
+        // Multiplying by 1e-6 would give 9.999999999999999e-6 and 2.4999999999999998e-5.
+        for (text, litres) in [("10 µl", 1e-5), ("100 μl", 1e-4), ("25 ul", 2.5e-5)] {
+            assert_eq!(parse_amount(text).unwrap().value, Range::point(litres), "{text}");
+        }
+        assert_eq!(parse_amount("550 µl").unwrap().value, Range::point(5.5e-4));
+        assert_eq!(parse_concentration("10 µM").unwrap().value, Range::point(1e-5));
+        assert_eq!(parse_concentration("20 mg/ml").unwrap().value, Range::point(20.0));
+        assert_eq!(parse_concentration("5 μg/ml").unwrap().value, Range::point(5e-3));
+        assert_eq!(parse_concentration("2 mg/µl").unwrap().value, Range::point(2000.0));
+        assert_eq!(parse_duration("300 ms").unwrap(), Range::point(0.3));
+        assert_eq!(parse_duration("1.5 min").unwrap(), Range::point(90.0));
     }
 
     #[test]
