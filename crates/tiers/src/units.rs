@@ -44,6 +44,11 @@ impl Range {
         }
     }
 
+    fn map(self, f: impl Fn(f64) -> f64) -> Self {
+        let (a, b) = (f(self.min), f(self.max));
+        Self { min: a.min(b), max: a.max(b) }
+    }
+
     /// The midpoint.
     #[must_use]
     pub fn mid(&self) -> f64 {
@@ -428,6 +433,15 @@ pub fn parse_temperature(text: &str) -> Option<Range> {
     read_temperature(text).filter(Range::is_valid)
 }
 
+/// Rounds a converted temperature to a millionth of a degree, so that decimal inputs give the
+/// decimal result (98.6 °F is 37 °C, 252.15 K is −21 °C) rather than one a few ulps off it
+/// (`(98.6 - 32) / 1.8` is 36.99999999999999, `252.15 - 273.15` is −20.99999999999997), which
+/// could fall on the wrong side of a tier-2 histogram edge.
+fn to_micro_degrees(celsius: f64) -> f64 {
+    let rounded = (celsius * 1e6).round() / 1e6;
+    if rounded.is_finite() { rounded } else { celsius }
+}
+
 fn read_temperature(text: &str) -> Option<Range> {
     let lower = crate::tagger::normalize(text);
     let negative = lower.trim_start().starts_with(['-', '−', '–']);
@@ -437,8 +451,8 @@ fn read_temperature(text: &str) -> Option<Range> {
             u.trim_start_matches("°").trim_start_matches("degrees").trim_start_matches("degree");
         let u = u.trim_start_matches('°');
         return Some(match u {
-            "f" | "fahrenheit" => Range { min: (r.min - 32.0) / 1.8, max: (r.max - 32.0) / 1.8 },
-            "k" | "kelvin" => Range { min: r.min - 273.15, max: r.max - 273.15 },
+            "f" | "fahrenheit" => r.map(|f| to_micro_degrees((f - 32.0) * 5.0 / 9.0)),
+            "k" | "kelvin" => r.map(|k| to_micro_degrees(k - 273.15)),
             _ => r,
         });
     }
@@ -654,6 +668,9 @@ mod tests {
         assert_eq!(parse_concentration("2 mg/µl").unwrap().value, Range::point(2000.0));
         assert_eq!(parse_duration("300 ms").unwrap(), Range::point(0.3));
         assert_eq!(parse_duration("1.5 min").unwrap(), Range::point(90.0));
+        assert_eq!(parse_temperature("98.6 °F").unwrap(), Range::point(37.0));
+        assert_eq!(parse_temperature("252.15 K").unwrap(), Range::point(-21.0));
+        assert_eq!(parse_temperature("293.15 K").unwrap(), Range::point(20.0));
     }
 
     #[test]
