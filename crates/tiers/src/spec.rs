@@ -248,7 +248,36 @@ fn name(text: &str) -> String {
         let cut = (0..=MAX_NAME_BYTES).rev().find(|&i| joined.is_char_boundary(i)).unwrap_or(0);
         joined.truncate(cut);
     }
-    joined.trim_matches(|c: char| !c.is_alphanumeric()).to_owned()
+    trim_name(&joined).to_owned()
+}
+
+/// Trims punctuation from both ends of a name, but keeps a bracket that closes or opens one
+/// inside it: `(NH4)2SO4` and `sample(s)` stay whole, where trimming every non-alphanumeric
+/// end gave `nh4)2so4` and `sample(s`.
+fn trim_name(name: &str) -> &str {
+    const PAIRS: [(char, char); 2] = [('(', ')'), ('[', ']')];
+    let balance = |s: &str, (open, close): (char, char)| {
+        s.chars().fold(0i64, |n, c| n + i64::from(c == open) - i64::from(c == close))
+    };
+    let mut s = name;
+    loop {
+        let before = s.len();
+        s = s.trim_start_matches(|c: char| !c.is_alphanumeric() && c != '(' && c != '[');
+        s = s.trim_end_matches(|c: char| !c.is_alphanumeric() && c != ')' && c != ']');
+        for pair in PAIRS {
+            // An opening bracket at the start with more openers than closers, or a closing
+            // bracket at the end with more closers, has lost its partner.
+            if s.starts_with(pair.0) && balance(s, pair) > 0 {
+                s = &s[pair.0.len_utf8()..];
+            }
+            if s.ends_with(pair.1) && balance(s, pair) < 0 {
+                s = &s[..s.len() - pair.1.len_utf8()];
+            }
+        }
+        if s.len() == before {
+            return s;
+        }
+    }
 }
 
 /// The tagger shipped with the crate, trained on the WLP `train` split only
@@ -527,6 +556,20 @@ mod tests {
         let n = name(&long);
         assert!(n.len() <= MAX_NAME_BYTES && !n.is_empty(), "{n:?}");
         assert_eq!(name("  Tris-HCl buffer, pH 8  "), "tris-hcl buffer, ph 8");
+        for (surface, kept) in [
+            ("(NH4)2SO4", "(nh4)2so4"),
+            ("sample(s)", "sample(s)"),
+            ("BL21(DE3).", "bl21(de3)"),
+            ("[viral] fraction", "[viral] fraction"),
+            ("(Tris buffer", "tris buffer"),
+            ("Tris buffer)", "tris buffer"),
+            ("((water))", "((water))"),
+            ("(water))", "(water)"),
+            ("(", ""),
+            ("- 5x buffer -", "5x buffer"),
+        ] {
+            assert_eq!(name(surface), kept, "{surface}");
+        }
         let mut spec = extract("T\nAdd water").unwrap();
         spec.steps[0].reagents = vec!["é".repeat(41)];
         assert!(spec.validate().unwrap_err().contains("80 bytes"));
