@@ -128,6 +128,7 @@ pub struct ProtocolSpec {
     #[schemars(range(min = SPEC_VERSION, max = SPEC_VERSION))]
     pub version: u32,
     /// SHA-256 of the title line (hex), so duplicates can be matched without the title.
+    /// Unkeyed, so it also lets anyone holding a candidate title confirm it.
     #[schemars(regex(pattern = r"^[0-9a-fA-F]{64}$"))]
     pub title_sha256: String,
     /// The steps in order.
