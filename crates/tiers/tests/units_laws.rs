@@ -1,0 +1,116 @@
+//! Laws of the numeric normalizer over random numbers: a decimal with a prefixed unit is read as
+//! the double nearest to its exact value in the base unit (the decimal's digits with the
+//! prefix's power of ten, as Rust's correctly rounding parser reads `"25e-6"`), so spellings of
+//! the same quantity agree and a decade value lands on its histogram edge, not one ulp below;
+//! ranges keep their ends; converted temperatures land on whole degrees.
+
+#![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
+
+use fl_tiers::units::{
+    Quantity, Range, Unit, parse_amount, parse_concentration, parse_temperature,
+};
+use proptest::prelude::*;
+
+/// (spelling, normalized unit, power of ten from the spelling to the normalized unit).
+const AMOUNTS: [(&str, Unit, i32); 11] = [
+    ("l", Unit::Litre, 0),
+    ("ml", Unit::Litre, -3),
+    ("µl", Unit::Litre, -6),
+    ("μl", Unit::Litre, -6),
+    ("ul", Unit::Litre, -6),
+    ("nl", Unit::Litre, -9),
+    ("kg", Unit::Gram, 3),
+    ("mg", Unit::Gram, -3),
+    ("µg", Unit::Gram, -6),
+    ("ng", Unit::Gram, -9),
+    ("pmol", Unit::Mole, -12),
+];
+
+const CONCENTRATIONS: [(&str, Unit, i32); 8] = [
+    ("M", Unit::Molar, 0),
+    ("mM", Unit::Molar, -3),
+    ("µM", Unit::Molar, -6),
+    ("nM", Unit::Molar, -9),
+    ("mg/ml", Unit::GramPerLitre, 0),
+    ("µg/ml", Unit::GramPerLitre, -3),
+    ("ng/µl", Unit::GramPerLitre, -3),
+    ("mg/µl", Unit::GramPerLitre, 3),
+];
+
+/// The double nearest to `digits` × 10^`exp`, by the standard library's correctly rounding
+/// parser.
+fn nearest(digits: &str, exp: i32) -> f64 {
+    format!("{digits}e{exp}").parse().unwrap()
+}
+
+/// A decimal as written in a protocol: an integer, or one with one to three decimals.
+fn decimal() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u64..2_000_000).prop_map(|n| n.to_string()),
+        (0u64..100_000, 1usize..=3).prop_map(|(n, places)| {
+            let s = format!("{n:0>width$}", width = places + 1);
+            let (int, frac) = s.split_at(s.len() - places);
+            format!("{int}.{frac}")
+        }),
+    ]
+}
+
+fn one_ulp_apart_at_most(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= b.abs() * f64::EPSILON
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn integer_amounts_are_read_as_the_nearest_double(
+        n in 0u64..2_000_000_000,
+        unit in 0..AMOUNTS.len(),
+    ) {
+        let (spelling, normalized, exp) = AMOUNTS[unit];
+        let q: Quantity = parse_amount(&format!("{n} {spelling}")).unwrap();
+        prop_assert_eq!(q.unit, normalized);
+        // An integer below 2^53 is exact, so one rounding (the prefix) gives the nearest double.
+        prop_assert_eq!(q.value, Range::point(nearest(&n.to_string(), exp)));
+    }
+
+    #[test]
+    fn decimal_amounts_and_concentrations_are_within_one_ulp_of_the_nearest_double(
+        d in decimal(),
+        amount in 0..AMOUNTS.len(),
+        concentration in 0..CONCENTRATIONS.len(),
+    ) {
+        let (spelling, unit, exp) = AMOUNTS[amount];
+        let q = parse_amount(&format!("{d} {spelling}")).unwrap();
+        prop_assert_eq!(q.unit, unit);
+        prop_assert!(one_ulp_apart_at_most(q.value.min, nearest(&d, exp)), "{d} {spelling}: {:?}", q);
+        let (spelling, unit, exp) = CONCENTRATIONS[concentration];
+        let q = parse_concentration(&format!("{d} {spelling}")).unwrap();
+        prop_assert_eq!(q.unit, unit);
+        prop_assert!(one_ulp_apart_at_most(q.value.min, nearest(&d, exp)), "{d} {spelling}: {:?}", q);
+    }
+
+    #[test]
+    fn ranges_keep_both_ends(a in 0u32..100_000, b in 0u32..100_000, unit in 0..AMOUNTS.len()) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        prop_assume!(lo < hi);
+        let (spelling, _, exp) = AMOUNTS[unit];
+        let q = parse_amount(&format!("{lo}-{hi} {spelling}")).unwrap();
+        prop_assert_eq!(
+            q.value,
+            Range { min: nearest(&lo.to_string(), exp), max: nearest(&hi.to_string(), exp) }
+        );
+    }
+
+    #[test]
+    fn converted_temperatures_land_on_whole_degrees(c in -200i32..300) {
+        // c °C is (c + 273.15) K exactly and, for c a multiple of 5, 9c/5 + 32 °F exactly.
+        let kelvin = format!("{}.{:02} K", (c * 100 + 27_315) / 100, (c * 100 + 27_315) % 100);
+        prop_assume!(c * 100 + 27_315 >= 0);
+        prop_assert_eq!(parse_temperature(&kelvin).unwrap(), Range::point(f64::from(c)), "{}", kelvin);
+        let c5 = c - c.rem_euclid(5);
+        let fahrenheit = 9 * c5 / 5 + 32;
+        let text = format!("{fahrenheit} °F");
+        prop_assert_eq!(parse_temperature(&text).unwrap(), Range::point(f64::from(c5)), "{}", text);
+    }
+}
