@@ -5,8 +5,12 @@
 //! with or without one). A UTF-16 byte-order mark (what word processors write for "Unicode
 //! text") selects UTF-16. Any other file that is not UTF-8 is read as Windows-1252, the usual
 //! encoding of text exported on Windows (`37 °C` is the byte `0xB0` there, and invalid UTF-8).
-//! A file whose text holds control characters other than tab, line feed, form feed and
-//! carriage return is not a protocol (a binary file named `.txt`) and is refused.
+//! A file whose text holds a NUL, or in which more than one character in ten is another control
+//! character (other than tab, line feed, form feed and carriage return), is not a protocol (a
+//! binary file named `.txt`) and is refused, as git and grep refuse files with a NUL as binary.
+//! A few stray control characters in real text (exports from editors and protocol sites leave
+//! U+0001 where a bullet was) are each replaced by a space, which keeps character offsets (brat
+//! annotations count characters) and splits words where the control character did.
 
 use std::io::Read;
 use std::path::Path;
@@ -82,18 +86,24 @@ fn decode(bytes: &[u8]) -> std::result::Result<(String, TextEncoding), String> {
             }
         },
     };
-    if let Some((at, c)) = text.chars().enumerate().find(|&(_, c)| is_binary(c)) {
-        return Err(format!(
-            "not text: control character U+{:04X} at character {at}",
-            u32::from(c)
-        ));
+    if let Some(at) = text.chars().position(|c| c == '\0') {
+        return Err(format!("not text: NUL at character {at}"));
     }
+    let strays = text.chars().filter(|&c| is_stray_control(c)).count();
+    if strays == 0 {
+        return Ok((text, encoding));
+    }
+    let chars = text.chars().count();
+    if strays.saturating_mul(10) > chars {
+        return Err(format!("not text: {strays} control characters in {chars}"));
+    }
+    let text = text.chars().map(|c| if is_stray_control(c) { ' ' } else { c }).collect();
     Ok((text, encoding))
 }
 
 /// C0 controls other than tab, line feed, form feed and carriage return, and DEL (all in
 /// `is_ascii_control`).
-fn is_binary(c: char) -> bool {
+fn is_stray_control(c: char) -> bool {
     c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\x0c' | '\r')
 }
 
@@ -179,7 +189,26 @@ mod tests {
             assert!(e.contains("protocol text"), "{e}");
         }
         assert!(decode_protocol(b"tabs\tand\r\nform\x0cfeeds").is_ok());
+        // One character in ten may be a stray control character; one more is binary.
+        let e = decode_protocol(b"\x01\x01bcdefghijklmnopqr").unwrap_err().to_string();
+        assert!(e.contains("not text: 2 control characters in 19"), "{e}");
+        assert!(decode_protocol(b"\x01\x01bcdefghijklmnopqrs").is_ok());
+        let e = decode_protocol(b"a much longer text\0").unwrap_err().to_string();
+        assert!(e.contains("not text: NUL at character 18"), "{e}");
         assert_eq!(decode_protocol(b"").unwrap(), (String::new(), TextEncoding::Utf8));
+    }
+
+    #[test]
+    fn stray_control_characters_become_spaces_in_place() {
+        // As in a protocols.io export: U+0001 where a list bullet was.
+        let (text, encoding) =
+            decode_protocol(b"Flow Cytometry\n1. \x01 Inoculate\x03a colony at 37 \xb0C.").unwrap();
+        assert_eq!(text, "Flow Cytometry\n1.   Inoculate a colony at 37 °C.");
+        assert_eq!(encoding, TextEncoding::Windows1252);
+        let raw = "Add 5 µl\x7fof buffer\x1f(1×).";
+        let (text, _) = decode_protocol(raw.as_bytes()).unwrap();
+        assert_eq!(text, "Add 5 µl of buffer (1×).");
+        assert_eq!(text.chars().count(), raw.chars().count(), "offsets kept");
     }
 
     #[test]
