@@ -25,23 +25,13 @@ impl Range {
         Self { min: v, max: v }
     }
 
-    /// Multiplies by a unit's factor, correctly rounded for the decimal factors the tables
-    /// hold. `1e-6` is not exact in binary, so `10.0 * 1e-6` is `9.999999999999999e-6`, just
-    /// below the `1e-5` L edge of the tier-2 volume histogram, where `10.0 / 1e6` is the
-    /// nearest double to 10 µL. Factors within rounding of an integer or of its reciprocal
-    /// (`1e-6`, `1e-3 / 1e-6`, `60`) are applied as that integer.
+    /// Multiplies by a unit's factor with one rounding: the result is the double nearest to
+    /// the exact product of the value as written and the factor, so `0.8 µl` is `8e-7` L and
+    /// `1.1 h` is `3960` s, where `0.8 / 1e6` is `8.000000000000001e-7` and `1.1 * 3600.0` is
+    /// `3960.0000000000005`, and `10 µl` is `1e-5` L exactly, on the edge of a tier-2 volume
+    /// bin rather than one ulp below it.
     fn scale(self, f: f64) -> Self {
-        let snap = |x: f64| {
-            let n = x.round();
-            (n >= 1.0 && (x - n).abs() <= n * 1e-12).then_some(n)
-        };
-        if let Some(n) = snap(f) {
-            Self { min: self.min * n, max: self.max * n }
-        } else if let Some(n) = snap(1.0 / f) {
-            Self { min: self.min / n, max: self.max / n }
-        } else {
-            Self { min: self.min * f, max: self.max * f }
-        }
+        Self { min: scale_decimal(self.min, f), max: scale_decimal(self.max, f) }
     }
 
     fn map(self, f: impl Fn(f64) -> f64) -> Self {
@@ -58,6 +48,41 @@ impl Range {
     pub(crate) fn is_valid(&self) -> bool {
         self.min.is_finite() && self.max.is_finite() && self.min <= self.max
     }
+}
+
+/// `value × factor` rounded once. The unit tables' factors are decimals of at most twelve
+/// significant digits (`1e-6`, `60`, `2629800`, and quotients such as `1e-3 / 1e-6`, which is
+/// `1000.0000000000001` in binary and is read back as `1e3`); a value read from text has at most
+/// fifteen significant digits, so its shortest decimal form (`{:e}`) gives back the digits that
+/// were written. The product of the two digit strings is exact in `u128` and is rounded once
+/// by the standard library's correctly rounding parser. A value or factor outside these forms
+/// (more digits, not finite) is multiplied in binary.
+fn scale_decimal(value: f64, factor: f64) -> f64 {
+    /// Digits and power of ten of `x`'s shortest decimal form, or of `x` rounded to
+    /// `significant` digits.
+    fn decimal(x: f64, significant: Option<usize>) -> Option<(u128, i32)> {
+        let text = match significant {
+            Some(digits) => format!("{:.*e}", digits - 1, x.abs()),
+            None => format!("{:e}", x.abs()),
+        };
+        let (mantissa, exponent) = text.split_once('e')?;
+        let mut exponent: i32 = exponent.parse().ok()?;
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let frac = frac.trim_end_matches('0');
+        exponent -= i32::try_from(frac.len()).ok()?;
+        let digits: u128 = format!("{int}{frac}").parse().ok()?;
+        (digits < 10u128.pow(17)).then_some((digits, exponent))
+    }
+    let exact = || {
+        if !value.is_finite() || !factor.is_finite() {
+            return None;
+        }
+        let (v, ve) = decimal(value, None)?;
+        let (f, fe) = decimal(factor, Some(12))?;
+        let sign = if (value < 0.0) == (factor < 0.0) { "" } else { "-" };
+        format!("{sign}{}e{}", v * f, ve + fe).parse::<f64>().ok()
+    };
+    exact().unwrap_or(value * factor)
 }
 
 /// Normalized units.
@@ -494,7 +519,18 @@ pub fn parse_duration(text: &str) -> Option<Range> {
     read_duration(text).filter(Range::is_valid)
 }
 
+/// `16S`, `23S`, `70S`: a number glued to a capital S names a sedimentation coefficient in
+/// svedbergs (16S rRNA, 70S ribosome), which protocols write beside PCR steps; seconds are
+/// written `30 s`, `30s`, `30 sec` (no WLP annotation reads a capital glued S as time).
+fn is_svedberg(text: &str) -> bool {
+    let t = text.trim();
+    t.strip_suffix('S').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn read_duration(text: &str) -> Option<Range> {
+    if is_svedberg(text) {
+        return None;
+    }
     let found = pairs(text);
     let mut total: Option<Range> = None;
     let mut pending: Vec<Range> = Vec::new();

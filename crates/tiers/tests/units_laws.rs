@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
 
 use fl_tiers::units::{
-    Quantity, Range, Unit, parse_amount, parse_concentration, parse_temperature,
+    Quantity, Range, Unit, parse_amount, parse_concentration, parse_duration, parse_temperature,
 };
 use proptest::prelude::*;
 
@@ -25,6 +25,10 @@ const AMOUNTS: [(&str, Unit, i32); 11] = [
     ("ng", Unit::Gram, -9),
     ("pmol", Unit::Mole, -12),
 ];
+
+/// (spelling, seconds per unit).
+const DURATIONS: [(&str, u128); 5] =
+    [("s", 1), ("min", 60), ("h", 3600), ("days", 86_400), ("weeks", 604_800)];
 
 const CONCENTRATIONS: [(&str, Unit, i32); 8] = [
     ("M", Unit::Molar, 0),
@@ -55,10 +59,6 @@ fn decimal() -> impl Strategy<Value = String> {
     ]
 }
 
-fn one_ulp_apart_at_most(a: f64, b: f64) -> bool {
-    a == b || (a - b).abs() <= b.abs() * f64::EPSILON
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
@@ -75,7 +75,7 @@ proptest! {
     }
 
     #[test]
-    fn decimal_amounts_and_concentrations_are_within_one_ulp_of_the_nearest_double(
+    fn decimal_amounts_and_concentrations_are_read_as_the_nearest_double(
         d in decimal(),
         amount in 0..AMOUNTS.len(),
         concentration in 0..CONCENTRATIONS.len(),
@@ -83,11 +83,22 @@ proptest! {
         let (spelling, unit, exp) = AMOUNTS[amount];
         let q = parse_amount(&format!("{d} {spelling}")).unwrap();
         prop_assert_eq!(q.unit, unit);
-        prop_assert!(one_ulp_apart_at_most(q.value.min, nearest(&d, exp)), "{d} {spelling}: {:?}", q);
+        prop_assert_eq!(q.value, Range::point(nearest(&d, exp)), "{} {}", d, spelling);
         let (spelling, unit, exp) = CONCENTRATIONS[concentration];
         let q = parse_concentration(&format!("{d} {spelling}")).unwrap();
         prop_assert_eq!(q.unit, unit);
-        prop_assert!(one_ulp_apart_at_most(q.value.min, nearest(&d, exp)), "{d} {spelling}: {:?}", q);
+        prop_assert_eq!(q.value, Range::point(nearest(&d, exp)), "{} {}", d, spelling);
+    }
+
+    #[test]
+    fn decimal_durations_are_read_as_the_nearest_double(d in decimal(), unit in 0..DURATIONS.len()) {
+        // `1.1 h` is 3960 s, not `1.1 * 3600.0` = 3960.0000000000005.
+        let (spelling, seconds) = DURATIONS[unit];
+        // The written digits times the seconds per unit, exactly, then one rounding.
+        let (int, frac) = d.split_once('.').unwrap_or((&d, ""));
+        let digits: u128 = format!("{int}{frac}").parse().unwrap();
+        let exact = nearest(&(digits * seconds).to_string(), -i32::try_from(frac.len()).unwrap());
+        prop_assert_eq!(parse_duration(&format!("{d} {spelling}")).unwrap(), Range::point(exact), "{} {}", d, spelling);
     }
 
     #[test]
