@@ -193,21 +193,54 @@ fn pairs(text: &str) -> Vec<Pair> {
     let words: Vec<String> = toks.iter().map(|t| crate::tagger::normalize(&t.text)).collect();
     let number = |w: &str| -> Option<f64> {
         if w.starts_with(|c: char| c.is_ascii_digit()) {
-            // "13,000" is thirteen thousand; "1,5" (decimal comma) is read as 1.5.
-            let thousands = w.split(',').skip(1).all(|g| g.len() == 3);
-            let w = if thousands { w.replace(',', "") } else { w.replace(',', ".") };
+            // "13,000" is thirteen thousand; "1,5" (decimal comma) is read as 1.5; with a
+            // decimal point, commas can only separate thousands ("184,678.5").
+            let int = w.split('.').next().unwrap_or_default();
+            let thousands = int.split(',').skip(1).all(|g| g.len() == 3);
+            let w = if thousands {
+                w.replace(',', "")
+            } else if w.contains('.') {
+                return None;
+            } else {
+                w.replace(',', ".")
+            };
             w.parse().ok()
         } else {
             number_word(w)
         }
     };
+    let glued = |a: usize, b: usize| toks[a].end == toks[b].start;
     let mut out: Vec<Pair> = Vec::new();
     let mut i = 0;
     while i < words.len() {
+        // Digits glued to one or two letters belong to a name (`F1s`, `BL21`, `H2O`, `OD600`),
+        // except in `pH7.4`, `5x10`, `1e6`; after a unit or a longer word they are a value
+        // that lost its space in a table (`µl0.2`, `rUTP1ul`).
+        let prefix = i.checked_sub(1).filter(|&p| glued(p, i)).map(|p| words[p].as_str());
+        if prefix.is_some_and(|w| {
+            (1..=2).contains(&w.chars().count())
+                && w.chars().all(char::is_alphabetic)
+                && !matches!(w, "ph" | "x" | "×" | "e")
+                && !is_unit(w)
+        }) {
+            i += 1;
+            continue;
+        }
         let Some(mut v) = number(&words[i]) else {
             i += 1;
             continue;
         };
+        // ".1 N": a decimal written without its leading zero.
+        if i > 0
+            && words[i - 1] == "."
+            && glued(i - 1, i)
+            && !(i > 1
+                && glued(i - 2, i - 1)
+                && words[i - 2].ends_with(|c: char| c.is_ascii_digit()))
+            && let Ok(decimal) = format!("0.{}", words[i]).parse::<f64>()
+        {
+            v = decimal;
+        }
         let joined =
             !out.is_empty() && i > 0 && words.get(i - 1).is_some_and(|w| is_dash(w) || w == "to");
         i += 1;
@@ -271,6 +304,12 @@ fn pairs(text: &str) -> Vec<Pair> {
             ) {
                 break;
             }
+            // "5 additional minutes", "10 more min": the unit follows.
+            if parts.is_empty() && matches!(w.as_str(), "additional" | "more" | "further" | "extra")
+            {
+                i += 1;
+                continue;
+            }
             let part = if w == "per" && !parts.is_empty() { "/".to_owned() } else { w.clone() };
             unit_len += part.len();
             parts.push(part);
@@ -279,11 +318,44 @@ fn pairs(text: &str) -> Vec<Pair> {
                 break;
             }
         }
-        let unit = parts.concat();
-        let unit = unit.trim_end_matches(DASHES).to_owned();
-        out.push(Pair { range: r, unit, joined });
+        out.push(Pair { range: r, unit: unit_of(&parts), joined });
     }
     out
+}
+
+/// The unit spelled by the words after a number: all of them (`x g`, `mg / ml`, `mol/l`), or,
+/// when they do not spell a unit, the longest leading run that does, so a span that runs on
+/// past its unit (`5 ml tube`, `10 mM solution`, `5 min incubation`) is still read. Words that
+/// begin with no unit are kept whole for the callers' own checks (`cells/ml` is not a unit;
+/// `rcfmax` is speed).
+fn unit_of(parts: &[String]) -> String {
+    let spelled = |n: usize| parts[..n].concat().trim_end_matches(DASHES).to_owned();
+    let whole = spelled(parts.len());
+    if is_unit(&whole) {
+        return whole;
+    }
+    // A word after the unit that is itself a unit of the same kind (`500l ul`) makes the
+    // spelling ambiguous: nothing is guessed.
+    let conflicting = |n: usize| {
+        let class = unit_class(&spelled(n));
+        class.is_some() && parts[n..].iter().any(|w| unit_class(w) == class)
+    };
+    (1..parts.len())
+        .rev()
+        .find(|&n| is_unit(&spelled(n)))
+        .filter(|&n| !conflicting(n))
+        .map_or(whole, spelled)
+}
+
+/// Whether `u` (normalized, words joined) is a unit one of the readers knows.
+fn is_unit(u: &str) -> bool {
+    volume_factor(u).is_some()
+        || mass_factor(u).is_some()
+        || mole_factor(u).is_some()
+        || seconds_factor(u).is_some()
+        || parse_concentration_unit(u).is_some()
+        || unit_class(u).is_some()
+        || matches!(u, "u" | "units" | "unit" | "rmp")
 }
 
 fn volume_factor(u: &str) -> Option<f64> {
@@ -579,7 +651,27 @@ pub fn parse_speed(text: &str) -> Option<Quantity> {
     read_speed(text).filter(|q| q.value.is_valid())
 }
 
+/// `11 000×g`, `3 200g`: digit groups of three after a space (the SI thousands separator,
+/// also thin or no-break) joined to the number before them. Only speeds are read this way:
+/// they run to tens of thousands, where `2 100 µl` more likely counts two tubes of 100 µl.
+fn join_digit_groups(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let digit = |c: &&char| c.is_ascii_digit();
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let separator = matches!(c, ' ' | '\u{2009}' | '\u{a0}' | '\u{202f}')
+            && (1..=3).contains(&chars[..i].iter().rev().take_while(digit).count())
+            && chars[i + 1..].iter().take_while(digit).count() == 3
+            && !chars.get(i + 4).is_some_and(|&n| n == '.' || n == ',');
+        if !separator {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn read_speed(text: &str) -> Option<Quantity> {
+    let text = &join_digit_groups(text);
     let Pair { range: r, unit: u, .. } = pairs(text).into_iter().next()?;
     let lower = crate::tagger::normalize(text);
     // "rmp" is a frequent misspelling of rpm.
@@ -763,5 +855,15 @@ mod tests {
         assert!(close(parse_ph("pH 7.4").unwrap(), 7.4, 7.4));
         assert!(close(parse_ph("7.5-8.0").unwrap(), 7.5, 8.0));
         assert!(parse_ph("pH 20").is_none());
+    }
+
+    #[test]
+    fn words_after_a_unit_are_dropped_unless_they_spell_another() {
+        assert_eq!(parse_amount("5 ml tube").unwrap().unit, Unit::Litre);
+        assert_eq!(parse_amount("20ulDTT").unwrap().unit, Unit::Litre);
+        // `500l ul`: a second volume unit makes the spelling ambiguous; no litres are guessed.
+        assert_eq!(parse_amount("500l ul").unwrap().unit, Unit::Count);
+        assert!(close(parse_ph("pH7.4").unwrap(), 7.4, 7.4));
+        assert!(parse_concentration("BL21 cells").is_none());
     }
 }
