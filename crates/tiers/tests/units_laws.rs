@@ -2,12 +2,14 @@
 //! the double nearest to its exact value in the base unit (the decimal's digits with the
 //! prefix's power of ten, as Rust's correctly rounding parser reads `"25e-6"`), so spellings of
 //! the same quantity agree and a decade value lands on its histogram edge, not one ulp below;
-//! ranges keep their ends; converted temperatures land on whole degrees.
+//! ranges keep their ends; converted temperatures land on whole degrees; words after the unit
+//! do not change a reading; digit groups in a speed (`20 000 x g`) read as one number.
 
 #![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
 
 use fl_tiers::units::{
-    Quantity, Range, Unit, parse_amount, parse_concentration, parse_duration, parse_temperature,
+    Quantity, Range, Unit, parse_amount, parse_concentration, parse_duration, parse_speed,
+    parse_temperature,
 };
 use proptest::prelude::*;
 
@@ -29,6 +31,22 @@ const AMOUNTS: [(&str, Unit, i32); 11] = [
 /// (spelling, seconds per unit).
 const DURATIONS: [(&str, u128); 5] =
     [("s", 1), ("min", 60), ("h", 3600), ("days", 86_400), ("weeks", 604_800)];
+
+/// Words a tagged span runs on into after its unit (seen in WLP and bioprot spans).
+const TRAILING_WORDS: [&str; 12] = [
+    "tube",
+    "solution",
+    "water",
+    "sample",
+    "total",
+    "volume",
+    "stock",
+    "buffer",
+    "aliquots",
+    "microfuge",
+    "incubation",
+    "intervals",
+];
 
 const CONCENTRATIONS: [(&str, Unit, i32); 8] = [
     ("M", Unit::Molar, 0),
@@ -123,5 +141,38 @@ proptest! {
         let fahrenheit = 9 * c5 / 5 + 32;
         let text = format!("{fahrenheit} °F");
         prop_assert_eq!(parse_temperature(&text).unwrap(), Range::point(f64::from(c5)), "{}", text);
+    }
+
+    #[test]
+    fn words_after_the_unit_do_not_change_the_reading(
+        d in decimal(),
+        amount in 0..AMOUNTS.len(),
+        concentration in 0..CONCENTRATIONS.len(),
+        duration in 0..DURATIONS.len(),
+        word in prop::sample::select(TRAILING_WORDS.to_vec()),
+    ) {
+        // A tagged span often runs on past its unit (`5 ml tube`, `10 mM solution`).
+        let amount = format!("{d} {}", AMOUNTS[amount].0);
+        prop_assert_eq!(parse_amount(&format!("{amount} {word}")), parse_amount(&amount));
+        let concentration = format!("{d} {}", CONCENTRATIONS[concentration].0);
+        prop_assert_eq!(
+            parse_concentration(&format!("{concentration} {word}")),
+            parse_concentration(&concentration)
+        );
+        let duration = format!("{d} {}", DURATIONS[duration].0);
+        prop_assert_eq!(parse_duration(&format!("{duration} {word}")), parse_duration(&duration));
+    }
+
+    #[test]
+    fn digit_groups_in_speeds_read_as_one_number(
+        thousands in 1u32..1000,
+        units in 0u32..1000,
+        separator in prop::sample::select(vec![" ", "\u{2009}", "\u{a0}", "\u{202f}"]),
+        unit in prop::sample::select(vec!["x g", "×g", "g", "rpm", "rcf"]),
+    ) {
+        let grouped = parse_speed(&format!("{thousands}{separator}{units:03} {unit}")).unwrap();
+        let plain = parse_speed(&format!("{} {unit}", thousands * 1000 + units)).unwrap();
+        prop_assert_eq!(grouped, plain);
+        prop_assert_eq!(grouped.value, Range::point(f64::from(thousands * 1000 + units)));
     }
 }
