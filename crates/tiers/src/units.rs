@@ -263,7 +263,6 @@ fn pairs(text: &str) -> Vec<Pair> {
             && let Some(d) = words.get(i + 1).and_then(|w| number(w))
             && d != 0.0
             && words.get(i + 2).is_none_or(|w| number(w).is_none())
-            && !words.get(i + 2).is_some_and(|w| w.chars().all(char::is_alphabetic) && w.len() > 1)
         {
             v /= d;
             i += 2;
@@ -599,9 +598,32 @@ fn is_svedberg(text: &str) -> bool {
     t.strip_suffix('S').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// `1:30 hours`, `2:15 h`: hours and minutes in clock notation before an hour unit (read
+/// as 30 hours before). `0:32 minutes` may be minutes and seconds or hours and minutes and is
+/// left to the general reader.
+fn hours_and_minutes(text: &str) -> Option<Range> {
+    let toks = tokenize(text);
+    let [hours, colon, minutes, unit, ..] = &toks[..] else {
+        return None;
+    };
+    let glued = hours.end == colon.start && colon.end == minutes.start;
+    let hours_unit = matches!(
+        crate::tagger::normalize(&unit.text).trim_end_matches('.'),
+        "h" | "hr" | "hrs" | "hour" | "hours"
+    );
+    if !(glued && colon.text == ":" && hours_unit && minutes.text.len() == 2) {
+        return None;
+    }
+    let (h, m): (u32, u32) = (hours.text.parse().ok()?, minutes.text.parse().ok()?);
+    (m < 60).then(|| Range::point(f64::from(h) * 3600.0 + f64::from(m) * 60.0))
+}
+
 fn read_duration(text: &str) -> Option<Range> {
     if is_svedberg(text) {
         return None;
+    }
+    if let Some(r) = hours_and_minutes(text) {
+        return Some(r);
     }
     let found = pairs(text);
     let mut total: Option<Range> = None;
