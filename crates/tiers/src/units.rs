@@ -273,13 +273,16 @@ fn pairs(text: &str) -> Vec<Pair> {
             r = Range { min: v.min(hi), max: v.max(hi) };
             i += 2;
         }
+        if let Some((power, len)) = power_of_ten(&words, &toks, i) {
+            r = r.scale(10f64.powi(power));
+            i += len;
+        }
         // "2-ml", "3-6+ hours": a hyphen or an open-ended `+` between the number and its unit.
         if words.get(i).is_some_and(|w| is_dash(w) || w == "+")
             && words.get(i + 1).is_some_and(|w| w.starts_with(char::is_alphabetic))
         {
             i += 1;
         }
-        // Scientific notation: 5 x 10^6, 5x10 6, 1e6 is tokenized as 1 e 6.
         let mut parts: Vec<String> = Vec::new();
         let mut unit_len = 0;
         while let Some(w) = words.get(i) {
@@ -320,6 +323,51 @@ fn pairs(text: &str) -> Vec<Pair> {
         out.push(Pair { range: r, unit: unit_of(&parts), joined });
     }
     out
+}
+
+/// A power of ten that multiplies the number before `words[i]`, and how many words spell it:
+/// `x 10^6`, `× 10^-3`, `* 10⁶`, `x 10 6`, `1e6` and `1E+06` (tokenized `e 6`, `e + 06`), and
+/// `x 105` or `x 1011`, where a copied superscript lost its place (from the third power up,
+/// so that `50 µl x 100` stays a count of wells).
+fn power_of_ten(
+    words: &[String],
+    toks: &[crate::tokenize::Token],
+    i: usize,
+) -> Option<(i32, usize)> {
+    let small = |w: &str| w.parse::<i32>().ok().filter(|n| (0..=30).contains(n));
+    let word = |k: usize| words.get(i + k).map_or("", String::as_str);
+    let glued =
+        |k: usize| i + k > 0 && toks.get(i + k).is_some_and(|t| toks[i + k - 1].end == t.start);
+    if word(0) == "e" && glued(0) && glued(1) {
+        let negative = is_dash(word(1));
+        let sign = usize::from(negative || word(1) == "+");
+        let n = small(word(1 + sign)).filter(|_| sign == 0 || glued(2))?;
+        return Some((if negative { -n } else { n }, 2 + sign));
+    }
+    if !matches!(word(0), "x" | "×" | "*") {
+        return None;
+    }
+    if let Some(n) = word(1).strip_prefix("10").filter(|d| (1..=2).contains(&d.len())) {
+        return small(n).filter(|&n| n >= 3).map(|n| (n, 2));
+    }
+    if word(1) != "10" {
+        return None;
+    }
+    let superscript = |w: &str| -> Option<i32> {
+        let (negative, digits) = w.strip_prefix('⁻').map_or((false, w), |d| (true, d));
+        let n = digits.chars().try_fold(0i32, |n, c| {
+            let d = "⁰¹²³⁴⁵⁶⁷⁸⁹".chars().position(|s| s == c)?;
+            Some(n * 10 + i32::try_from(d).ok()?)
+        })?;
+        (!digits.is_empty() && n <= 30).then_some(if negative { -n } else { n })
+    };
+    if let Some(n) = superscript(word(2)) {
+        return Some((n, 3));
+    }
+    let at = if word(2) == "^" { 3 } else { 2 };
+    let negative = is_dash(word(at));
+    let n = small(word(at + usize::from(negative)))?;
+    Some((if negative { -n } else { n }, at + 1 + usize::from(negative)))
 }
 
 /// The unit spelled by the words after a number: all of them (`x g`, `mg / ml`, `mol/l`), or,

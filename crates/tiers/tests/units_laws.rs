@@ -3,7 +3,8 @@
 //! prefix's power of ten, as Rust's correctly rounding parser reads `"25e-6"`), so spellings of
 //! the same quantity agree and a decade value lands on its histogram edge, not one ulp below;
 //! ranges keep their ends; converted temperatures land on whole degrees; words after the unit
-//! do not change a reading; digit groups in a speed (`20 000 x g`) read as one number.
+//! do not change a reading; digit groups in a speed (`20 000 x g`) read as one number; powers
+//! of ten multiply the number before them.
 
 #![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
 
@@ -174,5 +175,23 @@ proptest! {
         let plain = parse_speed(&format!("{} {unit}", thousands * 1000 + units)).unwrap();
         prop_assert_eq!(grouped, plain);
         prop_assert_eq!(grouped.value, Range::point(f64::from(thousands * 1000 + units)));
+    }
+
+    #[test]
+    fn powers_of_ten_multiply_the_number(
+        d in decimal(),
+        power in 3i32..=12,
+        spelling in 0usize..5,
+    ) {
+        let text = match spelling {
+            0 => format!("{d} x 10^{power} cells"),
+            1 => format!("{d}×10^{power} cells"),
+            2 => format!("{d}e{power} cells"),
+            3 => format!("{d} x 10{power} cells"), // a superscript that lost its place
+            _ => format!("{d} X 10 {power} cells"),
+        };
+        let q = parse_amount(&text).unwrap();
+        prop_assert_eq!(q.unit, Unit::Count);
+        prop_assert_eq!(q.value, Range::point(nearest(&d, power)), "{}", text);
     }
 }
