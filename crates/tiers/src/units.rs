@@ -484,7 +484,16 @@ pub fn parse_amount(text: &str) -> Option<Quantity> {
 }
 
 fn read_amount(text: &str) -> Option<Quantity> {
-    let found = pairs(text);
+    let mut found = pairs(text);
+    // "3 × 50 µL", "8x1500 µL": repetitions of an amount read as the amount, as "3x5 minutes"
+    // is read as 5 minutes.
+    if found.len() > 1
+        && matches!(found[0].unit.as_str(), "x" | "×")
+        && amount_of(&found[1]).unit != Unit::Count
+    {
+        found.remove(0);
+        found[0].joined = false;
+    }
     let first = amount_of(found.first()?);
     Some(match found.get(1).filter(|p| p.joined).map(amount_of) {
         // "400 µl – 1 ml", "1 pg–100 ng": a range whose ends carry units.

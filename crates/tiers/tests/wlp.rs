@@ -68,7 +68,7 @@ fn shipped_model_was_trained_on_the_current_features() {
 #[test]
 fn gold_numeric_spans_are_read_by_the_normalizer() {
     // Share of `dev`'s gold spans of each type read into a value with a unit (an Amount read as
-    // a bare count does not count). Measured: Amount 0.889, Concentration 0.851 (counts per
+    // a bare count does not count). Measured: Amount 0.890, Concentration 0.851 (counts per
     // volume such as `1 x 108 cells/mL` are not read; they had been misread as 1-fold), Speed
     // 0.892, Temperature 0.998, Time 0.923, pH 0.973; the misses are mostly spans without a number
     // ("equal volume", "max speed", "several minutes") and ratios ("1:100").
