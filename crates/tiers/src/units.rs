@@ -326,9 +326,9 @@ fn pairs(text: &str) -> Vec<Pair> {
 }
 
 /// A power of ten that multiplies the number before `words[i]`, and how many words spell it:
-/// `x 10^6`, `× 10^-3`, `* 10⁶`, `x 10 6`, `1e6` and `1E+06` (tokenized `e 6`, `e + 06`), and
-/// `x 105` or `x 1011`, where a copied superscript lost its place (from the third power up,
-/// so that `50 µl x 100` stays a count of wells).
+/// `x 10^6`, `× 10^-3`, `* 10⁶`, `× 10⁻³`, `x 10 6`, `1e6` and `1E+06` (tokenized `e 6`,
+/// `e + 06`), and `x 105` or `x 1011`, where a copied superscript lost its place (from the
+/// third power up, so that `50 µl x 100` stays a count of wells).
 fn power_of_ten(
     words: &[String],
     toks: &[crate::tokenize::Token],
@@ -354,13 +354,16 @@ fn power_of_ten(
         return None;
     }
     let superscript = |w: &str| -> Option<i32> {
-        let (negative, digits) = w.strip_prefix('⁻').map_or((false, w), |d| (true, d));
-        let n = digits.chars().try_fold(0i32, |n, c| {
+        let n = w.chars().try_fold(0i32, |n, c| {
             let d = "⁰¹²³⁴⁵⁶⁷⁸⁹".chars().position(|s| s == c)?;
             Some(n * 10 + i32::try_from(d).ok()?)
         })?;
-        (!digits.is_empty() && n <= 30).then_some(if negative { -n } else { n })
+        (!w.is_empty() && n <= 30).then_some(n)
     };
+    // The tokenizer gives the superscript minus a token of its own: `10 ⁻ ³`.
+    if word(2) == "⁻" {
+        return superscript(word(3)).map(|n| (-n, 4));
+    }
     if let Some(n) = superscript(word(2)) {
         return Some((n, 3));
     }
