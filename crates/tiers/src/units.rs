@@ -384,17 +384,14 @@ fn unit_of(parts: &[String]) -> String {
     if is_unit(&whole) {
         return whole;
     }
+    let Some((n, unit)) = (1..parts.len()).rev().map(|n| (n, spelled(n))).find(|(_, u)| is_unit(u))
+    else {
+        return whole;
+    };
     // A word after the unit that is itself a unit of the same kind (`500l ul`) makes the
     // spelling ambiguous: nothing is guessed.
-    let conflicting = |n: usize| {
-        let class = unit_class(&spelled(n));
-        class.is_some() && parts[n..].iter().any(|w| unit_class(w) == class)
-    };
-    (1..parts.len())
-        .rev()
-        .find(|&n| is_unit(&spelled(n)))
-        .filter(|&n| !conflicting(n))
-        .map_or(whole, spelled)
+    let class = unit_class(&unit);
+    if class.is_some() && parts[n..].iter().any(|w| unit_class(w) == class) { whole } else { unit }
 }
 
 /// Whether `u` (normalized, words joined) is a unit one of the readers knows.
@@ -662,6 +659,9 @@ fn is_svedberg(text: &str) -> bool {
 /// as 30 hours before). `0:32 minutes` may be minutes and seconds or hours and minutes and is
 /// left to the general reader.
 fn hours_and_minutes(text: &str) -> Option<Range> {
+    if !text.contains(':') {
+        return None;
+    }
     let toks = tokenize(text);
     let [hours, colon, minutes, unit, ..] = &toks[..] else {
         return None;

@@ -29,6 +29,17 @@ const AMOUNTS: [(&str, Unit, i32); 11] = [
     ("pmol", Unit::Mole, -12),
 ];
 
+const CONCENTRATIONS: [(&str, Unit, i32); 8] = [
+    ("M", Unit::Molar, 0),
+    ("mM", Unit::Molar, -3),
+    ("µM", Unit::Molar, -6),
+    ("nM", Unit::Molar, -9),
+    ("mg/ml", Unit::GramPerLitre, 0),
+    ("µg/ml", Unit::GramPerLitre, -3),
+    ("ng/µl", Unit::GramPerLitre, -3),
+    ("mg/µl", Unit::GramPerLitre, 3),
+];
+
 /// (spelling, seconds per unit).
 const DURATIONS: [(&str, u128); 5] =
     [("s", 1), ("min", 60), ("h", 3600), ("days", 86_400), ("weeks", 604_800)];
@@ -47,17 +58,6 @@ const TRAILING_WORDS: [&str; 12] = [
     "microfuge",
     "incubation",
     "intervals",
-];
-
-const CONCENTRATIONS: [(&str, Unit, i32); 8] = [
-    ("M", Unit::Molar, 0),
-    ("mM", Unit::Molar, -3),
-    ("µM", Unit::Molar, -6),
-    ("nM", Unit::Molar, -9),
-    ("mg/ml", Unit::GramPerLitre, 0),
-    ("µg/ml", Unit::GramPerLitre, -3),
-    ("ng/µl", Unit::GramPerLitre, -3),
-    ("mg/µl", Unit::GramPerLitre, 3),
 ];
 
 /// The double nearest to `digits` × 10^`exp`, by the standard library's correctly rounding
