@@ -18,7 +18,7 @@ use fl_tiers::brat;
 use fl_tiers::features::{FeatureVector, LocalDp, features, local_dp_summary};
 use fl_tiers::inspect::{FEATURES_SUFFIX, SPEC_SUFFIX};
 use fl_tiers::policy::{Agreement, AgreementKind, Sensitivity};
-use fl_tiers::spec::ProtocolSpec;
+use fl_tiers::spec::{OLDEST_SPEC_VERSION, ProtocolSpec, SPEC_VERSION};
 use fl_tiers::tagger::{Evaluation, Tagger, TrainOptions};
 
 #[derive(Parser, Debug)]
@@ -153,6 +153,10 @@ enum Command {
         /// 1: ProtocolSpec; 2: feature vector.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
         tier: u8,
+        /// Tier 1 only: the ProtocolSpec version whose schema to print (default: the version
+        /// this build writes; older ones it still reads are accepted).
+        #[arg(long)]
+        spec_version: Option<u32>,
     },
 }
 
@@ -554,9 +558,26 @@ fn main() -> ExitCode {
             print!("{report}");
             Ok(())
         })(),
-        Command::Schema { tier } => (|| {
-            let schema =
-                if tier == 1 { ProtocolSpec::json_schema() } else { FeatureVector::json_schema() };
+        Command::Schema { tier, spec_version } => (|| {
+            let schema = match (tier, spec_version) {
+                (1, None) => ProtocolSpec::json_schema(),
+                (1, Some(v)) => ProtocolSpec::json_schema_of_version(v).ok_or_else(|| {
+                    fl_tiers::Error::InvalidParameter {
+                        name: "--spec-version",
+                        reason: format!(
+                            "{v}: this build reads ProtocolSpec versions {OLDEST_SPEC_VERSION} to {SPEC_VERSION}"
+                        ),
+                    }
+                })?,
+                (_, None) => FeatureVector::json_schema(),
+                (_, Some(_)) => {
+                    return Err(fl_tiers::Error::InvalidParameter {
+                        name: "--spec-version",
+                        reason: "only for --tier 1".into(),
+                    }
+                    .into());
+                }
+            };
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(())
         })(),

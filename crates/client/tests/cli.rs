@@ -234,7 +234,7 @@ fn extract_reads_windows_1252_and_skips_files_that_are_not_text() {
 fn schema_prints_the_committed_schemas() {
     let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tiers/schema");
     for (tier, file) in
-        [("1", "protocol-spec.v1.schema.json"), ("2", "feature-vector.v1.schema.json")]
+        [("1", "protocol-spec.v2.schema.json"), ("2", "feature-vector.v1.schema.json")]
     {
         let o = fl_client(&["schema", "--tier", tier]);
         assert!(o.status.success(), "{}", text(&o));
@@ -245,4 +245,15 @@ fn schema_prints_the_committed_schemas() {
     }
     let o = fl_client(&["schema", "--tier", "3"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // The older ProtocolSpec version the receiver still reads.
+    let o = fl_client(&["schema", "--spec-version", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v1 = std::fs::read_to_string(committed.join("protocol-spec.v1.schema.json")).unwrap();
+    assert_eq!(printed, serde_json::from_str::<serde_json::Value>(&v1).unwrap());
+    for bad in [&["--spec-version", "3"][..], &["--tier", "2", "--spec-version", "1"]] {
+        let o = fl_client(&[&["schema"], bad].concat());
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
+        assert!(text(&o).contains("--spec-version"), "{}", text(&o));
+    }
 }

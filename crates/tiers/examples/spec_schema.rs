@@ -1,4 +1,4 @@
-//! Prints the JSON Schema of `ProtocolSpec` (committed as `schema/protocol-spec.v1.schema.json`),
+//! Prints the JSON Schema of `ProtocolSpec` (committed as `schema/protocol-spec.v2.schema.json`),
 //! or with `features` that of `FeatureVector` (`schema/feature-vector.v1.schema.json`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example reports to the terminal")]

@@ -12,11 +12,18 @@ use sha2::{Digest, Sha256};
 use crate::brat::Entity;
 use crate::tagger::NUMERIC_KINDS;
 use crate::text::TextEncoding;
-use crate::units::{self, Quantity, Range, Reading};
+use crate::units::{self, Quantity, Range, Reading, Unit};
 use crate::{Error, Result, Tagger};
 
-/// The `ProtocolSpec` schema version this build writes and reads.
-pub const SPEC_VERSION: u32 = 1;
+/// The `ProtocolSpec` schema version this build writes.
+///
+/// Version 2 added the unit `count/L` (cells, colony-forming units, particles per volume),
+/// which version 1 left unread; nothing else differs.
+pub const SPEC_VERSION: u32 = 2;
+
+/// The oldest version this build reads: a version-1 document is read as it was written (it
+/// cannot hold `count/L`), so partners on an older build keep sending until they upgrade.
+pub const OLDEST_SPEC_VERSION: u32 = 1;
 
 /// Longest entity name kept, in words.
 const MAX_NAME_WORDS: usize = 5;
@@ -157,8 +164,11 @@ impl ProtocolSpec {
     ///
     /// The first violated invariant.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.version != SPEC_VERSION {
-            return Err(format!("version {}, expected {SPEC_VERSION}", self.version));
+        if !(OLDEST_SPEC_VERSION..=SPEC_VERSION).contains(&self.version) {
+            return Err(format!(
+                "version {}, expected {OLDEST_SPEC_VERSION} to {SPEC_VERSION}",
+                self.version
+            ));
         }
         if self.title_sha256.len() != 64
             || !self.title_sha256.bytes().all(|b| b.is_ascii_hexdigit())
@@ -173,11 +183,11 @@ impl ProtocolSpec {
             if let Some(n) = names.clone().find(|n| n.len() > MAX_NAME_BYTES) {
                 return Err(format!("step {i}: name {n:?} is longer than {MAX_NAME_BYTES} bytes"));
             }
-            let ranges = s
-                .amounts
-                .iter()
-                .chain(&s.concentrations)
-                .chain(&s.speeds)
+            let quantities = || s.amounts.iter().chain(&s.concentrations).chain(&s.speeds);
+            if self.version < 2 && quantities().any(|q| q.unit == Unit::CountPerLitre) {
+                return Err(format!("step {i}: unit count/L needs version 2"));
+            }
+            let ranges = quantities()
                 .map(|q| q.value)
                 .chain(s.temperatures_c.iter().copied())
                 .chain(s.durations_s.iter().copied())
@@ -197,11 +207,34 @@ impl ProtocolSpec {
         Ok(())
     }
 
-    /// The JSON Schema of this format (draft 2020-12, generated from the types; each `uint32`
-    /// count also gets its maximum, which the receiver's `u32` enforces).
+    /// The JSON Schema of the version this build writes, [`SPEC_VERSION`] (draft 2020-12,
+    /// generated from the types; each `uint32` count also gets its maximum, which the
+    /// receiver's `u32` enforces).
     #[must_use]
     pub fn json_schema() -> serde_json::Value {
         draft_2020_12_schema::<Self>("uint32", vec![("maximum", u32::MAX.into())])
+    }
+
+    /// The JSON Schema of `version`, one of those this build reads
+    /// ([`OLDEST_SPEC_VERSION`]`..=`[`SPEC_VERSION`]); `None` for any other. A receiver
+    /// validates a document with the schema of the version it states. Version 1's is the
+    /// current schema with the version fixed to 1 and without the unit `count/L`.
+    #[must_use]
+    pub fn json_schema_of_version(version: u32) -> Option<serde_json::Value> {
+        let mut schema = Self::json_schema();
+        match version {
+            SPEC_VERSION => {}
+            1 => {
+                let field = &mut schema["properties"]["version"];
+                field["minimum"] = 1.into();
+                field["maximum"] = 1.into();
+                schema["$defs"]["Unit"]["oneOf"]
+                    .as_array_mut()?
+                    .retain(|unit| unit["const"] != "count/L");
+            }
+            _ => return None,
+        }
+        Some(schema)
     }
 
     /// Pretty JSON.

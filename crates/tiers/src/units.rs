@@ -127,6 +127,10 @@ pub enum Unit {
     /// A count (cells, drops, pieces …) or a number without a unit.
     #[serde(rename = "count")]
     Count,
+    /// Counted things per litre: a cell density or titre (`1 x 10^6 cells/mL`, `5 CFU/µl`,
+    /// `10^8 particles ml-1`, `2 x 10^5/ml`). New in `ProtocolSpec` version 2.
+    #[serde(rename = "count/L")]
+    CountPerLitre,
 }
 
 /// A value with a normalized unit.
@@ -214,15 +218,23 @@ fn pairs(text: &str) -> Vec<Pair> {
     let mut i = 0;
     while i < words.len() {
         // Digits glued to one or two letters belong to a name (`F1s`, `BL21`, `H2O`, `OD600`),
-        // except in `pH7.4`, `5x10`, `1e6`; after a unit or a longer word they are a value
+        // except in `pH7.4` and `5x10` (`1e6` is read whole by `power_of_ten`; `E6`, whose
+        // number was cut off, is no value); after a unit or a longer word they are a value
         // that lost its space in a table (`µl0.2`, `rUTP1ul`).
         let prefix = i.checked_sub(1).filter(|&p| glued(p, i)).map(|p| words[p].as_str());
         if prefix.is_some_and(|w| {
             (1..=2).contains(&w.chars().count())
                 && w.chars().all(char::is_alphabetic)
-                && !matches!(w, "ph" | "x" | "×" | "e")
+                && !matches!(w, "ph" | "x" | "×")
                 && !is_unit(w)
         }) {
+            i += 1;
+            continue;
+        }
+        // "E+07 particles": an exponent whose number was cut off is not a value.
+        let sign =
+            i.checked_sub(1).filter(|&p| glued(p, i) && (words[p] == "+" || is_dash(&words[p])));
+        if sign.is_some_and(|p| p > 0 && glued(p - 1, p) && words[p - 1] == "e") {
             i += 1;
             continue;
         }
@@ -230,6 +242,7 @@ fn pairs(text: &str) -> Vec<Pair> {
             i += 1;
             continue;
         };
+        let start = i;
         // ".1 N": a decimal written without its leading zero.
         if i > 0
             && words[i - 1] == "."
@@ -273,7 +286,18 @@ fn pairs(text: &str) -> Vec<Pair> {
             r = Range { min: v.min(hi), max: v.max(hi) };
             i += 2;
         }
-        if let Some((power, len)) = power_of_ten(&words, &toks, i) {
+        let written = start..i;
+        let power = power_of_ten(&words, &toks, i).or_else(|| {
+            // "1 million cells", "2.5 thousand".
+            let power = match words.get(i).map(String::as_str) {
+                Some("thousand") => 3,
+                Some("million" | "millions") => 6,
+                Some("billion" | "billions") => 9,
+                _ => return None,
+            };
+            Some((power, 1))
+        });
+        if let Some((power, len)) = power {
             r = r.scale(10f64.powi(power));
             i += len;
         }
@@ -312,7 +336,7 @@ fn pairs(text: &str) -> Vec<Pair> {
                 i += 1;
                 continue;
             }
-            let part = if w == "per" && !parts.is_empty() { "/".to_owned() } else { w.clone() };
+            let part = if w == "per" { "/".to_owned() } else { w.clone() };
             unit_len += part.len();
             parts.push(part);
             i += 1;
@@ -320,9 +344,34 @@ fn pairs(text: &str) -> Vec<Pair> {
                 break;
             }
         }
-        out.push(Pair { range: r, unit: unit_of(&parts), joined });
+        let unit = unit_of(&parts);
+        if power.is_none()
+            && parse_concentration_unit(&unit).is_some_and(|(u, _)| u == Unit::CountPerLitre)
+            && let Some(powers) = lost_superscripts(&words[written], r)
+        {
+            r = powers;
+        }
+        out.push(Pair { range: r, unit, joined });
     }
     out
+}
+
+/// `106 cells/ml`, `109-1010 /ml`: a count per volume written as 10 followed by the digits of
+/// a power from 2 to 12 is that power of ten whose superscript lost its place (every such
+/// count per volume in the WLP corpus is one: `105 spores per ml-1`, `102 per ml (10-3
+/// dilution)`); `100 cells/ml` and `1013 cells/ml` are read as written. `number` is the word
+/// or the `a - b` words of the value, `read` what they were read as (a decimal `.105` is not
+/// a power).
+fn lost_superscripts(number: &[String], read: Range) -> Option<Range> {
+    let power = |w: &str, read: f64| {
+        let n: i32 = w.strip_prefix("10").filter(|d| (1..=2).contains(&d.len()))?.parse().ok()?;
+        (w.parse() == Ok(read) && (2..=12).contains(&n)).then(|| 10f64.powi(n))
+    };
+    match number {
+        [one] => power(one, read.min).map(Range::point),
+        [a, _, b] => Some(Range { min: power(a, read.min)?, max: power(b, read.max)? }),
+        _ => None,
+    }
 }
 
 /// A power of ten that multiplies the number before `words[i]`, and how many words spell it:
@@ -546,7 +595,8 @@ fn parse_concentration_unit(u: &str) -> Option<(Unit, f64)> {
         return Some((Unit::Fold, 1.0));
     }
     if let Some((num, den)) = u.split_once('/') {
-        let den_f = volume_factor(den)?;
+        // "spores per ml-1" is joined `spores//ml`.
+        let den_f = volume_factor(den.trim_start_matches('/'))?;
         if let Some(f) = mass_factor(num) {
             return Some((Unit::GramPerLitre, f / den_f));
         }
@@ -555,6 +605,14 @@ fn parse_concentration_unit(u: &str) -> Option<(Unit, f64)> {
         }
         if matches!(num, "u" | "units" | "unit") {
             return Some((Unit::EnzymeUnitPerLitre, 1.0 / den_f));
+        }
+        // "cells/ml", "cfu/µl", "x 10^6/ml": a count per volume when what is counted is a
+        // word that is no unit, or left unsaid.
+        // Short words ending in `u` are units of activity (`IU`, `SU`) or arbitrary units
+        // (`AU`), except the forming units, which count (`CFU`, `PFU`, `FFU`).
+        let activity = num.len() <= 3 && num.ends_with('u') && !num.ends_with("fu");
+        if num.is_empty() || (num.chars().all(char::is_alphabetic) && !is_unit(num) && !activity) {
+            return Some((Unit::CountPerLitre, 1.0 / den_f));
         }
     }
     None
@@ -572,8 +630,15 @@ fn read_concentration(text: &str) -> Option<Quantity> {
         parse_concentration_unit(&p.unit)
             .map(|(unit, f)| Quantity { value: p.range.scale(f), unit })
     };
-    let first = concentration(found.first()?)?;
-    Some(match found.get(1).filter(|p| p.joined).and_then(concentration) {
+    let second = found.get(1).filter(|p| p.joined);
+    // "7x105 – 2x107 cells/mL": the first end of a range gets the second end's unit.
+    let first = match (found.first()?, second) {
+        (first, Some(second)) if first.unit.is_empty() => {
+            concentration(&Pair { unit: second.unit.clone(), ..*first })?
+        }
+        (first, _) => concentration(first)?,
+    };
+    Some(match second.and_then(concentration) {
         Some(second) if second.unit == first.unit => span(first, second),
         _ => first,
     })

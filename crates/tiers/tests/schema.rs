@@ -1,8 +1,10 @@
-//! The committed JSON Schema of `ProtocolSpec` (`schema/protocol-spec.v1.schema.json`), checked
-//! by an independent validator (the `jsonschema` crate), so a partner or integrator who
-//! validates specs with the schema in another language agrees with our receiver: random valid
-//! specs validate, and every structurally malformed document the receiver refuses, the schema
-//! refuses too. (Every spec extracted from WLP `dev` and `test` is validated in `tests/wlp.rs`.)
+//! The committed JSON Schemas of `ProtocolSpec` (`schema/protocol-spec.v2.schema.json`, and
+//! `v1` for documents of the older version the receiver still reads), checked by an independent
+//! validator (the `jsonschema` crate), so a partner or integrator who validates specs with the
+//! schema of the version a document states, in another language, agrees with our receiver:
+//! random valid specs validate, and every structurally malformed document the receiver refuses,
+//! the schema refuses too. (Every spec extracted from WLP `dev` and `test` is validated in
+//! `tests/wlp.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
 
@@ -16,13 +18,29 @@ use serde_json::{Value, json};
 mod common;
 
 fn committed_schema() -> Value {
-    common::committed_schema("protocol-spec.v1.schema.json")
+    common::committed_schema("protocol-spec.v2.schema.json")
 }
 
+/// The validator of the current version's schema.
 fn validator() -> &'static jsonschema::Validator {
     static VALIDATOR: LazyLock<jsonschema::Validator> =
         LazyLock::new(|| jsonschema::validator_for(&committed_schema()).unwrap());
     &VALIDATOR
+}
+
+/// The validator of version 1's schema.
+fn validator_v1() -> &'static jsonschema::Validator {
+    static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
+        jsonschema::validator_for(&common::committed_schema("protocol-spec.v1.schema.json"))
+            .unwrap()
+    });
+    &VALIDATOR
+}
+
+/// What a partner does: validate with the schema of the version the document states (the
+/// current one when it states none or another).
+fn validator_for(doc: &Value) -> &'static jsonschema::Validator {
+    if doc["version"] == json!(1) { validator_v1() } else { validator() }
 }
 
 /// The units the schema lists, each parsed by the receiver (a unit one side lacks fails here).
@@ -129,6 +147,35 @@ fn what_the_receiver_refuses_for_its_structure_the_schema_refuses() {
         let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
         assert!(!errors.is_empty(), "the schema took {what}: {doc}");
     }
+}
+
+/// Version 1 is read as written: the same document as version 2 without the unit `count/L`,
+/// which both its schema and the receiver refuse in a version-1 document.
+#[test]
+fn version_1_documents_are_read_without_count_per_litre() {
+    let v1 = edited(|v| v["version"] = json!(1));
+    assert!(validator_v1().is_valid(&v1));
+    assert!(!validator().is_valid(&v1), "the current schema states its own version");
+    assert_eq!(ProtocolSpec::from_json(&v1.to_string()).unwrap().version, 1);
+    let cells = json!([{"min": 1e9, "max": 1e9, "unit": "count/L"}]);
+    let v2_cells = edited(|v| v["steps"][0]["concentrations"] = cells.clone());
+    assert!(validator().is_valid(&v2_cells));
+    let read = ProtocolSpec::from_json(&v2_cells.to_string()).unwrap();
+    assert_eq!(read.steps[0].concentrations[0].unit, Unit::CountPerLitre);
+    for field in ["amounts", "concentrations", "speeds"] {
+        let mut v1_cells = v1.clone();
+        v1_cells["steps"][0][field] = cells.clone();
+        assert!(!validator_v1().is_valid(&v1_cells), "{field}");
+        let refused = ProtocolSpec::from_json(&v1_cells.to_string()).unwrap_err().to_string();
+        assert!(refused.contains("count/L needs version 2"), "{refused}");
+    }
+    // Version 1's schema is the current one with exactly these two changes.
+    assert_eq!(
+        ProtocolSpec::json_schema_of_version(1).unwrap(),
+        common::committed_schema("protocol-spec.v1.schema.json")
+    );
+    assert!(ProtocolSpec::json_schema_of_version(0).is_none());
+    assert!(ProtocolSpec::json_schema_of_version(SPEC_VERSION + 1).is_none());
 }
 
 /// What the receiver checks beyond the schema, as the type's documentation says: the schema
@@ -281,7 +328,7 @@ fn miss() -> impl Strategy<Value = Miss> {
     let separator =
         proptest::sample::select(vec![" ", "\t", "\u{a0}", "\u{3000}", "\u{feff}", "-"]);
     prop_oneof![
-        (0..3_u32).prop_map(Miss::Version),
+        (0..4_u32).prop_map(Miss::Version),
         "[0-9a-gA-G]{62,66}".prop_map(Miss::Hash),
         prop_oneof![
             Just("L".to_owned()),
@@ -351,7 +398,7 @@ proptest! {
         }
         apply(&mut doc, &miss);
         let receiver = ProtocolSpec::from_json(&doc.to_string()).is_ok();
-        let schema = validator().is_valid(&doc);
+        let schema = validator_for(&doc).is_valid(&doc);
         let over_80_bytes = matches!(&miss, Miss::Name(n) if n.len() > 80 && n.chars().count() <= 80);
         if over_80_bytes {
             prop_assert!(!receiver);

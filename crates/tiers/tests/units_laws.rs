@@ -194,4 +194,31 @@ proptest! {
         prop_assert_eq!(q.unit, Unit::Count);
         prop_assert_eq!(q.value, Range::point(nearest(&d, power)), "{}", text);
     }
+
+    /// A count per volume is the count times the litres' inverse factor, whatever is counted
+    /// and however the quotient is written: `d x 10^p cells/ml` is `d·10^(p+3)` per litre.
+    #[test]
+    fn counts_per_volume_are_per_litre(
+        d in decimal(),
+        power in 3i32..=9,
+        counted in prop::sample::select(vec!["cells", "CFU", "spores", "particles", "HKB", ""]),
+        (volume, litres_power) in prop::sample::select(vec![("ml", 3), ("µl", 6), ("L", 0)]),
+        spelling in 0usize..3,
+    ) {
+        let per = match spelling {
+            0 => format!("{counted}/{volume}"),
+            1 => format!("{counted} per {volume}"),
+            _ => format!("{counted} {volume}-1"),
+        };
+        let text = format!("{d} x 10^{power} {per}");
+        let q = parse_concentration(&text);
+        if counted.is_empty() && spelling == 2 {
+            // `ml-1` alone, with nothing counted before it, is no quotient.
+            prop_assert_eq!(q, None, "{}", text);
+        } else {
+            let q = q.unwrap();
+            prop_assert_eq!(q.unit, Unit::CountPerLitre);
+            prop_assert_eq!(q.value, Range::point(nearest(&d, power + litres_power)), "{}", text);
+        }
+    }
 }
