@@ -17,13 +17,18 @@ use crate::{Error, Result, Tagger};
 
 /// The `ProtocolSpec` schema version this build writes.
 ///
-/// Version 2 added the unit `count/L` (cells, colony-forming units, particles per volume),
-/// which version 1 left unread; nothing else differs.
+/// Version 2 added the units `count/L` (cells, colony-forming units, particles per volume) and
+/// `ratio` (`1:100` dilutions, `24:1` mixtures), which version 1 left unread; nothing else
+/// differs.
 pub const SPEC_VERSION: u32 = 2;
 
 /// The oldest version this build reads: a version-1 document is read as it was written (it
-/// cannot hold `count/L`), so partners on an older build keep sending until they upgrade.
+/// cannot hold the units of [`UNITS_SINCE_VERSION_2`]), so partners on an older build keep
+/// sending until they upgrade.
 pub const OLDEST_SPEC_VERSION: u32 = 1;
+
+/// The units version 2 added.
+pub const UNITS_SINCE_VERSION_2: [Unit; 2] = [Unit::CountPerLitre, Unit::Ratio];
 
 /// Longest entity name kept, in words.
 const MAX_NAME_WORDS: usize = 5;
@@ -184,8 +189,11 @@ impl ProtocolSpec {
                 return Err(format!("step {i}: name {n:?} is longer than {MAX_NAME_BYTES} bytes"));
             }
             let quantities = || s.amounts.iter().chain(&s.concentrations).chain(&s.speeds);
-            if self.version < 2 && quantities().any(|q| q.unit == Unit::CountPerLitre) {
-                return Err(format!("step {i}: unit count/L needs version 2"));
+            if self.version < 2
+                && let Some(q) = quantities().find(|q| UNITS_SINCE_VERSION_2.contains(&q.unit))
+            {
+                let unit = serde_json::to_string(&q.unit).unwrap_or_default();
+                return Err(format!("step {i}: unit {unit} needs version 2"));
             }
             let ranges = quantities()
                 .map(|q| q.value)
@@ -218,7 +226,7 @@ impl ProtocolSpec {
     /// The JSON Schema of `version`, one of those this build reads
     /// ([`OLDEST_SPEC_VERSION`]`..=`[`SPEC_VERSION`]); `None` for any other. A receiver
     /// validates a document with the schema of the version it states. Version 1's is the
-    /// current schema with the version fixed to 1 and without the unit `count/L`.
+    /// current schema with the version fixed to 1 and without [`UNITS_SINCE_VERSION_2`].
     #[must_use]
     pub fn json_schema_of_version(version: u32) -> Option<serde_json::Value> {
         let mut schema = Self::json_schema();
@@ -228,9 +236,10 @@ impl ProtocolSpec {
                 let field = &mut schema["properties"]["version"];
                 field["minimum"] = 1.into();
                 field["maximum"] = 1.into();
+                let added = UNITS_SINCE_VERSION_2.map(|u| serde_json::to_value(u).ok());
                 schema["$defs"]["Unit"]["oneOf"]
                     .as_array_mut()?
-                    .retain(|unit| unit["const"] != "count/L");
+                    .retain(|unit| !added.contains(&Some(unit["const"].clone())));
             }
             _ => return None,
         }

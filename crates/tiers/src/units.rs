@@ -131,6 +131,12 @@ pub enum Unit {
     /// `10^8 particles ml-1`, `2 x 10^5/ml`). New in `ProtocolSpec` version 2.
     #[serde(rename = "count/L")]
     CountPerLitre,
+    /// A two-part ratio `a:b` or fraction `a/b` as the number a / b, as written: a `1:100`
+    /// dilution is 0.01 (whether the writer meant 1 part in 100 or 1 part to 100 is not
+    /// guessed), `24:1` is 24. Ratios of three or more parts (`25:24:1`) are not read. New in
+    /// `ProtocolSpec` version 2.
+    #[serde(rename = "ratio")]
+    Ratio,
 }
 
 /// A value with a normalized unit.
@@ -170,6 +176,30 @@ fn number_word(w: &str) -> Option<f64> {
     })
 }
 
+/// A number written in digits or as a word. "13,000" is thirteen thousand; "1,5" (decimal
+/// comma) is read as 1.5; with a decimal point, commas can only separate thousands
+/// ("184,678.5").
+fn number(w: &str) -> Option<f64> {
+    if w.starts_with(|c: char| c.is_ascii_digit()) {
+        let int = w.split('.').next().unwrap_or_default();
+        let thousands = int.split(',').skip(1).all(|g| g.len() == 3);
+        let w = if thousands {
+            w.replace(',', "")
+        } else if w.contains('.') {
+            return None;
+        } else {
+            w.replace(',', ".")
+        };
+        w.parse().ok()
+    } else {
+        number_word(w)
+    }
+}
+
+fn normalized_words(toks: &[crate::tokenize::Token]) -> Vec<String> {
+    toks.iter().map(|t| crate::tagger::normalize(&t.text)).collect()
+}
+
 /// Dashes that join the ends of a range (`5-10`, `5–10`, `500‐1,000`) or a number to its unit
 /// (`2-ml`).
 const DASHES: [char; 6] = ['-', '–', '—', '‐', '‑', '−'];
@@ -194,25 +224,7 @@ struct Pair {
 /// exponent or `per` becomes a quotient (`mol l-1` and `mol per l` → `mol/l`).
 fn pairs(text: &str) -> Vec<Pair> {
     let toks = tokenize(text);
-    let words: Vec<String> = toks.iter().map(|t| crate::tagger::normalize(&t.text)).collect();
-    let number = |w: &str| -> Option<f64> {
-        if w.starts_with(|c: char| c.is_ascii_digit()) {
-            // "13,000" is thirteen thousand; "1,5" (decimal comma) is read as 1.5; with a
-            // decimal point, commas can only separate thousands ("184,678.5").
-            let int = w.split('.').next().unwrap_or_default();
-            let thousands = int.split(',').skip(1).all(|g| g.len() == 3);
-            let w = if thousands {
-                w.replace(',', "")
-            } else if w.contains('.') {
-                return None;
-            } else {
-                w.replace(',', ".")
-            };
-            w.parse().ok()
-        } else {
-            number_word(w)
-        }
-    };
+    let words = normalized_words(&toks);
     let glued = |a: usize, b: usize| toks[a].end == toks[b].start;
     let mut out: Vec<Pair> = Vec::new();
     let mut i = 0;
@@ -625,6 +637,31 @@ pub fn parse_concentration(text: &str) -> Option<Quantity> {
 }
 
 fn read_concentration(text: &str) -> Option<Quantity> {
+    read_units_concentration(text)
+        .or_else(|| ratio(text).map(|value| Quantity { value, unit: Unit::Ratio }))
+}
+
+/// A two-part ratio or fraction starting at the text's first number (`1:100`, `24:1`,
+/// `1:10,000`, `1:5-1:10`, `1/500 – 1/2000`, `1:50 dilution`), as a / b; `None` when the first
+/// number starts no ratio, for three parts (`25:24:1`) and for a zero denominator.
+fn ratio(text: &str) -> Option<Range> {
+    let words = normalized_words(&tokenize(text));
+    let word = |k: usize| words.get(k).map_or("", String::as_str);
+    let at = |k: usize| -> Option<f64> {
+        let (a, b) = (number(word(k))?, number(word(k + 2))?);
+        let separator = word(k + 1);
+        let three_parts = separator == ":" && word(k + 3) == ":";
+        ((separator == ":" || separator == "/") && b != 0.0 && !three_parts).then(|| a / b)
+    };
+    let first = words.iter().position(|w| number(w).is_some())?;
+    let lo = at(first)?;
+    let next = first + 3;
+    let hi = (is_dash(word(next)) || word(next) == "to").then(|| at(next + 1)).flatten();
+    let hi = hi.unwrap_or(lo);
+    Some(Range { min: lo.min(hi), max: lo.max(hi) })
+}
+
+fn read_units_concentration(text: &str) -> Option<Quantity> {
     let found = pairs(text);
     let concentration = |p: &Pair| {
         parse_concentration_unit(&p.unit)

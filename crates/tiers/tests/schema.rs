@@ -149,8 +149,8 @@ fn what_the_receiver_refuses_for_its_structure_the_schema_refuses() {
     }
 }
 
-/// Version 1 is read as written: the same document as version 2 without the unit `count/L`,
-/// which both its schema and the receiver refuse in a version-1 document.
+/// Version 1 is read as written: the same document as version 2 without the units `count/L`
+/// and `ratio`, which both its schema and the receiver refuse in a version-1 document.
 #[test]
 fn version_1_documents_are_read_without_count_per_litre() {
     let v1 = edited(|v| v["version"] = json!(1));
@@ -167,9 +167,19 @@ fn version_1_documents_are_read_without_count_per_litre() {
         v1_cells["steps"][0][field] = cells.clone();
         assert!(!validator_v1().is_valid(&v1_cells), "{field}");
         let refused = ProtocolSpec::from_json(&v1_cells.to_string()).unwrap_err().to_string();
-        assert!(refused.contains("count/L needs version 2"), "{refused}");
+        assert!(refused.contains(r#"unit "count/L" needs version 2"#), "{refused}");
     }
-    // Version 1's schema is the current one with exactly these two changes.
+    let ratio = edited(|v| {
+        v["version"] = json!(1);
+        v["steps"][0]["concentrations"] = json!([{"min": 0.01, "max": 0.01, "unit": "ratio"}]);
+    });
+    assert!(!validator_v1().is_valid(&ratio));
+    assert!(ProtocolSpec::from_json(&ratio.to_string()).is_err());
+    let mut ratio_v2 = ratio.clone();
+    ratio_v2["version"] = json!(2);
+    assert!(validator().is_valid(&ratio_v2));
+    assert!(ProtocolSpec::from_json(&ratio_v2.to_string()).is_ok());
+    // Version 1's schema is the current one with exactly these changes (version, two units).
     assert_eq!(
         ProtocolSpec::json_schema_of_version(1).unwrap(),
         common::committed_schema("protocol-spec.v1.schema.json")

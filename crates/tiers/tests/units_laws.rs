@@ -195,6 +195,21 @@ proptest! {
         prop_assert_eq!(q.value, Range::point(nearest(&d, power)), "{}", text);
     }
 
+    /// A two-part ratio is its first number over its second, as a division gives it; a range
+    /// of two ratios spans both; a third part makes it no ratio.
+    #[test]
+    fn ratios_are_quotients(a in 1u32..100, b in 1u32..100_000, c in 1u32..100_000) {
+        let read = |text: &str| parse_concentration(text);
+        let q = read(&format!("{a}:{b}")).unwrap();
+        prop_assert_eq!(q.unit, Unit::Ratio);
+        prop_assert_eq!(q.value, Range::point(f64::from(a) / f64::from(b)));
+        let range = read(&format!("{a}:{b}-{a}:{c}")).unwrap().value;
+        let (x, y) = (f64::from(a) / f64::from(b), f64::from(a) / f64::from(c));
+        prop_assert_eq!(range, Range { min: x.min(y), max: x.max(y) });
+        prop_assert_eq!(read(&format!("{a}/{b}")), Some(q));
+        prop_assert_eq!(read(&format!("{a}:{b}:{c}")), None);
+    }
+
     /// A count per volume is the count times the litres' inverse factor, whatever is counted
     /// and however the quotient is written: `d x 10^p cells/ml` is `d·10^(p+3)` per litre.
     #[test]
