@@ -17,9 +17,9 @@ use crate::{Error, Result, Tagger};
 
 /// The `ProtocolSpec` schema version this build writes.
 ///
-/// Version 2 added the units `count/L` (cells, colony-forming units, particles per volume) and
-/// `ratio` (`1:100` dilutions, `24:1` mixtures), which version 1 left unread; nothing else
-/// differs.
+/// Version 2 added the units `count/L` (cells, colony-forming units, particles per volume),
+/// `ratio` (`1:100` dilutions, `24:1` mixtures) and `volumes` (`3 volumes of ethanol`), which
+/// version 1 left unread or read as counts; nothing else differs.
 pub const SPEC_VERSION: u32 = 2;
 
 /// The oldest version this build reads: a version-1 document is read as it was written (it
@@ -28,7 +28,8 @@ pub const SPEC_VERSION: u32 = 2;
 pub const OLDEST_SPEC_VERSION: u32 = 1;
 
 /// The units version 2 added.
-pub const UNITS_SINCE_VERSION_2: [Unit; 2] = [Unit::CountPerLitre, Unit::Ratio];
+pub const UNITS_SINCE_VERSION_2: [Unit; 3] =
+    [Unit::CountPerLitre, Unit::Ratio, Unit::RelativeVolume];
 
 /// Longest entity name kept, in words.
 const MAX_NAME_WORDS: usize = 5;

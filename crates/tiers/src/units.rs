@@ -137,6 +137,10 @@ pub enum Unit {
     /// `ProtocolSpec` version 2.
     #[serde(rename = "ratio")]
     Ratio,
+    /// Volumes relative to the sample's or solution's own (`3 volumes of ethanol`, `1/10
+    /// volume`, `an equal volume` = 1). New in `ProtocolSpec` version 2.
+    #[serde(rename = "volumes")]
+    RelativeVolume,
 }
 
 /// A value with a normalized unit.
@@ -463,7 +467,13 @@ fn is_unit(u: &str) -> bool {
         || seconds_factor(u).is_some()
         || parse_concentration_unit(u).is_some()
         || unit_class(u).is_some()
+        || is_relative_volume(u)
         || matches!(u, "u" | "units" | "unit" | "rmp")
+}
+
+/// `3 volumes`, `0.2 vol`: multiples of the sample's own volume.
+fn is_relative_volume(u: &str) -> bool {
+    matches!(u.trim_end_matches('.'), "volume" | "volumes" | "vol" | "vols")
 }
 
 fn volume_factor(u: &str) -> Option<f64> {
@@ -546,6 +556,14 @@ pub fn parse_amount(text: &str) -> Option<Quantity> {
 
 fn read_amount(text: &str) -> Option<Quantity> {
     let mut found = pairs(text);
+    // "an equal volume" of the sample: one volume.
+    if found.is_empty() {
+        let lower = crate::tagger::normalize(text);
+        let words: Vec<&str> = lower.split_whitespace().collect();
+        if let ["equal", "volume" | "volumes"] | ["an", "equal", "volume"] = words[..] {
+            return Some(Quantity { value: Range::point(1.0), unit: Unit::RelativeVolume });
+        }
+    }
     // "3 × 50 µL", "8x1500 µL": repetitions of an amount read as the amount, as "3x5 minutes"
     // is read as 5 minutes.
     if found.len() > 1
@@ -580,6 +598,8 @@ fn amount_of(pair: &Pair) -> Quantity {
     let u = u.split('/').next().unwrap_or_default();
     let (unit, f) = if let Some(f) = volume_factor(u) {
         (Unit::Litre, f)
+    } else if is_relative_volume(u) {
+        (Unit::RelativeVolume, 1.0)
     } else if let Some(f) = mass_factor(u) {
         (Unit::Gram, f)
     } else if let Some(f) = mole_factor(u) {

@@ -10,7 +10,7 @@
 
 use std::sync::LazyLock;
 
-use fl_tiers::spec::{ProtocolSpec, SPEC_VERSION, Step, Summary};
+use fl_tiers::spec::{ProtocolSpec, SPEC_VERSION, Step, Summary, UNITS_SINCE_VERSION_2};
 use fl_tiers::units::{Quantity, Range, Unit};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -149,37 +149,38 @@ fn what_the_receiver_refuses_for_its_structure_the_schema_refuses() {
     }
 }
 
-/// Version 1 is read as written: the same document as version 2 without the units `count/L`
-/// and `ratio`, which both its schema and the receiver refuse in a version-1 document.
+/// Version 1 is read as written: the same document as version 2 without the units version 2
+/// added, which both its schema and the receiver refuse in a version-1 document.
 #[test]
-fn version_1_documents_are_read_without_count_per_litre() {
+fn version_1_documents_are_read_without_the_units_of_version_2() {
     let v1 = edited(|v| v["version"] = json!(1));
     assert!(validator_v1().is_valid(&v1));
     assert!(!validator().is_valid(&v1), "the current schema states its own version");
     assert_eq!(ProtocolSpec::from_json(&v1.to_string()).unwrap().version, 1);
-    let cells = json!([{"min": 1e9, "max": 1e9, "unit": "count/L"}]);
-    let v2_cells = edited(|v| v["steps"][0]["concentrations"] = cells.clone());
-    assert!(validator().is_valid(&v2_cells));
-    let read = ProtocolSpec::from_json(&v2_cells.to_string()).unwrap();
-    assert_eq!(read.steps[0].concentrations[0].unit, Unit::CountPerLitre);
-    for field in ["amounts", "concentrations", "speeds"] {
-        let mut v1_cells = v1.clone();
-        v1_cells["steps"][0][field] = cells.clone();
-        assert!(!validator_v1().is_valid(&v1_cells), "{field}");
-        let refused = ProtocolSpec::from_json(&v1_cells.to_string()).unwrap_err().to_string();
-        assert!(refused.contains(r#"unit "count/L" needs version 2"#), "{refused}");
+    let names: Vec<Value> =
+        UNITS_SINCE_VERSION_2.iter().map(|u| serde_json::to_value(u).unwrap()).collect();
+    assert_eq!(names, [json!("count/L"), json!("ratio"), json!("volumes")]);
+    for (unit, name) in UNITS_SINCE_VERSION_2.iter().zip(&names) {
+        for field in ["amounts", "concentrations", "speeds"] {
+            let quantity = json!([{"min": 0.5, "max": 2.0, "unit": name}]);
+            let v2 = edited(|v| v["steps"][0][field] = quantity.clone());
+            assert!(validator().is_valid(&v2), "{name} in {field}");
+            let read = ProtocolSpec::from_json(&v2.to_string()).unwrap();
+            let step = &read.steps[0];
+            let quantities = match field {
+                "amounts" => &step.amounts,
+                "concentrations" => &step.concentrations,
+                _ => &step.speeds,
+            };
+            assert_eq!(quantities[0].unit, *unit);
+            let mut old = v2.clone();
+            old["version"] = json!(1);
+            assert!(!validator_v1().is_valid(&old), "{name} in {field}");
+            let refused = ProtocolSpec::from_json(&old.to_string()).unwrap_err().to_string();
+            assert!(refused.contains(&format!("unit {name} needs version 2")), "{refused}");
+        }
     }
-    let ratio = edited(|v| {
-        v["version"] = json!(1);
-        v["steps"][0]["concentrations"] = json!([{"min": 0.01, "max": 0.01, "unit": "ratio"}]);
-    });
-    assert!(!validator_v1().is_valid(&ratio));
-    assert!(ProtocolSpec::from_json(&ratio.to_string()).is_err());
-    let mut ratio_v2 = ratio.clone();
-    ratio_v2["version"] = json!(2);
-    assert!(validator().is_valid(&ratio_v2));
-    assert!(ProtocolSpec::from_json(&ratio_v2.to_string()).is_ok());
-    // Version 1's schema is the current one with exactly these changes (version, two units).
+    // Version 1's schema is the current one with exactly these changes (version, units).
     assert_eq!(
         ProtocolSpec::json_schema_of_version(1).unwrap(),
         common::committed_schema("protocol-spec.v1.schema.json")
