@@ -361,9 +361,10 @@ fn pairs(text: &str) -> Vec<Pair> {
             }
         }
         let unit = unit_of(&parts);
+        // Cheapest test first: almost no value is written `10` + digits.
         if power.is_none()
-            && parse_concentration_unit(&unit).is_some_and(|(u, _)| u == Unit::CountPerLitre)
             && let Some(powers) = lost_superscripts(&words[written], r)
+            && parse_concentration_unit(&unit).is_some_and(|(u, _)| u == Unit::CountPerLitre)
         {
             r = powers;
         }
@@ -639,9 +640,9 @@ fn parse_concentration_unit(u: &str) -> Option<(Unit, f64)> {
             return Some((Unit::EnzymeUnitPerLitre, 1.0 / den_f));
         }
         // "cells/ml", "cfu/µl", "x 10^6/ml": a count per volume when what is counted is a
-        // word that is no unit, or left unsaid.
-        // Short words ending in `u` are units of activity (`IU`, `SU`) or arbitrary units
-        // (`AU`), except the forming units, which count (`CFU`, `PFU`, `FFU`).
+        // word that is no unit, or left unsaid. Short words ending in `u` are units of
+        // activity (`IU`, `SU`) or arbitrary units (`AU`), except the forming units, which
+        // count (`CFU`, `PFU`, `FFU`).
         let activity = num.len() <= 3 && num.ends_with('u') && !num.ends_with("fu");
         if num.is_empty() || (num.chars().all(char::is_alphabetic) && !is_unit(num) && !activity) {
             return Some((Unit::CountPerLitre, 1.0 / den_f));
