@@ -204,9 +204,9 @@ fn normalized_words(toks: &[crate::tokenize::Token]) -> Vec<String> {
     toks.iter().map(|t| crate::tagger::normalize(&t.text)).collect()
 }
 
-/// Dashes that join the ends of a range (`5-10`, `5–10`, `500‐1,000`) or a number to its unit
-/// (`2-ml`).
-const DASHES: [char; 6] = ['-', '–', '—', '‐', '‑', '−'];
+/// Dashes that join the ends of a range (`5-10`, `5–10`, `500‐1,000`, a soft hyphen pasted as
+/// one in `25\u{ad}50uL`) or a number to its unit (`2-ml`).
+const DASHES: [char; 7] = ['-', '–', '—', '‐', '‑', '−', '\u{ad}'];
 
 /// Whether the token `w` is one of [`DASHES`].
 fn is_dash(w: &str) -> bool {
@@ -346,8 +346,10 @@ fn pairs(text: &str) -> Vec<Pair> {
             ) {
                 break;
             }
-            // "5 additional minutes", "10 more min": the unit follows.
-            if parts.is_empty() && matches!(w.as_str(), "additional" | "more" | "further" | "extra")
+            // "5 additional minutes", "10 more min", "350* µL" (a footnote mark): the unit
+            // follows.
+            if parts.is_empty()
+                && matches!(w.as_str(), "additional" | "more" | "further" | "extra" | "*")
             {
                 i += 1;
                 continue;
@@ -565,17 +567,27 @@ fn read_amount(text: &str) -> Option<Quantity> {
             return Some(Quantity { value: Range::point(1.0), unit: Unit::RelativeVolume });
         }
     }
+    let molar = written_molar(text);
+    let amount_of = |pair: &Pair| amount_of(pair, molar);
     // "3 × 50 µL", "8x1500 µL": repetitions of an amount read as the amount, as "3x5 minutes"
     // is read as 5 minutes.
     if found.len() > 1
         && matches!(found[0].unit.as_str(), "x" | "×")
-        && amount_of(&found[1]).unit != Unit::Count
+        && amount_of(&found[1]).is_some_and(|q| q.unit != Unit::Count)
     {
         found.remove(0);
         found[0].joined = false;
     }
-    let first = amount_of(found.first()?);
-    Some(match found.get(1).filter(|p| p.joined).map(amount_of) {
+    let first = found.first()?;
+    let first = match amount_of(first) {
+        // "10 bed volumes", "2X volumes", "1/10 of a volume": multiples of a volume the
+        // protocol names.
+        q if q.is_none_or(|q| q.unit == Unit::Count) && names_relative_volume(text) => {
+            Quantity { value: first.range, unit: Unit::RelativeVolume }
+        }
+        q => q?,
+    };
+    Some(match found.get(1).filter(|p| p.joined).and_then(amount_of) {
         // "400 µl – 1 ml", "1 pg–100 ng": a range whose ends carry units.
         Some(second) if second.unit == first.unit && first.unit != Unit::Count => {
             span(first, second)
@@ -584,16 +596,48 @@ fn read_amount(text: &str) -> Option<Quantity> {
     })
 }
 
+/// Whether a molar unit in `text` is written as one (`50 mM`, `100 μM`, `mmol/L`): amounts are
+/// also written in lengths (`0.45 µm` filters, `25 mm` dishes), which lower-case alone
+/// cannot tell from concentrations.
+fn written_molar(text: &str) -> bool {
+    tokenize(text).iter().any(|t| {
+        molar_factor(&crate::tagger::normalize(&t.text)).is_some()
+            && (t.text.ends_with('M') || t.text.contains('/'))
+    })
+}
+
+/// `10 bed volumes`, `2X volumes`, `1/10th volume`, `1/10 of a volume`, `1/100th the
+/// original volume`: the entity ends in a volume word and what lies between its last number
+/// and that word names no unit.
+fn names_relative_volume(text: &str) -> bool {
+    let words = normalized_words(&tokenize(text));
+    let Some((last, before)) = words.split_last() else {
+        return false;
+    };
+    let after_number = before.iter().rposition(|w| number(w).is_some()).map_or(0, |i| i + 1);
+    is_relative_volume(last)
+        && before[after_number..].iter().all(|w| {
+            matches!(w.as_str(), "x" | "×")
+                || is_dash(w)
+                || (w.chars().all(char::is_alphabetic) && !is_unit(w))
+        })
+}
+
 /// The range from `a` to `b` (same unit).
 fn span(a: Quantity, b: Quantity) -> Quantity {
     let value = Range { min: a.value.min.min(b.value.min), max: a.value.max.max(b.value.max) };
     Quantity { value, unit: a.unit }
 }
 
-fn amount_of(pair: &Pair) -> Quantity {
+/// The amount a pair spells, or `None` when its unit is of another kind that no amount has
+/// (`5 minutes`, `0.45 µm`, `2 µCi`, `3 kb`, a unit cut short as in `50 µ`: words of two
+/// letters or with a micro sign are units nobody reads here). Concentrations
+/// are read as written (`20%`, `50 mM` when `molar` says the M is a capital); a word that is
+/// no unit is what is counted (`2 drops`, `1 colony`).
+fn amount_of(pair: &Pair, molar: bool) -> Option<Quantity> {
     let (r, u) = (pair.range, pair.unit.as_str());
     if let Some(q) = parse_concentration_unit(u).filter(|_| u.contains('/')) {
-        return Quantity { value: r.scale(q.1), unit: q.0 };
+        return Some(Quantity { value: r.scale(q.1), unit: q.0 });
     }
     // "200 μl/well", "5 mg per lane": the amount is the numerator.
     let u = u.split('/').next().unwrap_or_default();
@@ -607,10 +651,27 @@ fn amount_of(pair: &Pair) -> Quantity {
         (Unit::Mole, f)
     } else if matches!(u, "u" | "units" | "unit") {
         (Unit::EnzymeUnit, 1.0)
+    } else if u.is_empty() {
+        (Unit::Count, 1.0)
+    } else if let Some((unit, f)) = parse_concentration_unit(u) {
+        match unit {
+            Unit::Molar if !molar => return None,
+            // `x` after an amount is as often "times" or a variable (`10-X μl`) as a fold.
+            Unit::Fold => return None,
+            _ => (unit, f),
+        }
+    } else if u == "fold" {
+        (Unit::Fold, 1.0)
+    } else if is_unit(u)
+        || !u.chars().all(char::is_alphabetic)
+        || u.chars().count() <= 2
+        || u.contains(['µ', 'μ'])
+    {
+        return None;
     } else {
         (Unit::Count, 1.0)
     };
-    Quantity { value: r.scale(f), unit }
+    Some(Quantity { value: r.scale(f), unit })
 }
 
 fn parse_concentration_unit(u: &str) -> Option<(Unit, f64)> {

@@ -1,10 +1,10 @@
 //! Laws of the numeric normalizer over random numbers: a decimal with a prefixed unit is read as
-//! the double nearest to its exact value in the base unit (the decimal's digits with the
-//! prefix's power of ten, as Rust's correctly rounding parser reads `"25e-6"`), so spellings of
-//! the same quantity agree and a decade value lands on its histogram edge, not one ulp below;
-//! ranges keep their ends; converted temperatures land on whole degrees; words after the unit
-//! do not change a reading; digit groups in a speed (`20 000 x g`) read as one number; powers
-//! of ten multiply the number before them.
+//! the double nearest to its exact value in the base unit (the decimal's digits with the prefix's
+//! power of ten, as Rust's correctly rounding parser reads `"25e-6"`), so spellings of the same
+//! quantity agree and a decade value lands on its histogram edge, not one ulp below; ranges keep
+//! their ends; converted temperatures land on whole degrees; words after the unit do not change a
+//! reading; an amount is read as the kind its unit says, or not at all; digit groups in a speed
+//! (`20 000 x g`) read as one number; powers of ten multiply the number before them.
 
 #![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
 
@@ -235,5 +235,22 @@ proptest! {
             prop_assert_eq!(q.unit, Unit::CountPerLitre);
             prop_assert_eq!(q.value, Range::point(nearest(&d, power + litres_power)), "{}", text);
         }
+    }
+
+    /// An amount is what its unit says: a concentration unit reads as that concentration, a
+    /// unit of a kind no amount has (time, length, radioactivity, sequence length) reads as no
+    /// value, never as a count of the number before it.
+    #[test]
+    fn amounts_are_read_as_their_unit_says_or_not_at_all(
+        d in decimal(),
+        concentration in 0..CONCENTRATIONS.len(),
+        other in prop::sample::select(vec!["s", "min", "hours", "days", "µm", "mm", "cm", "nm", "µCi", "kb", "nt"]),
+    ) {
+        let text = format!("{d} {}", CONCENTRATIONS[concentration].0);
+        prop_assert_eq!(parse_amount(&text), parse_concentration(&text), "{}", text);
+        let percent = format!("{d}%");
+        prop_assert_eq!(parse_amount(&percent).map(|q| q.unit), Some(Unit::Percent));
+        let text = format!("{d} {other}");
+        prop_assert_eq!(parse_amount(&text), None, "{}", text);
     }
 }
