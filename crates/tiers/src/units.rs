@@ -406,7 +406,9 @@ fn power_of_ten(
     let word = |k: usize| words.get(i + k).map_or("", String::as_str);
     let glued =
         |k: usize| i + k > 0 && toks.get(i + k).is_some_and(|t| toks[i + k - 1].end == t.start);
-    if word(0) == "e" && glued(0) && glued(1) {
+    // `5.0 E7 cells/ml`: a capital E set apart from the number is an exponent too.
+    let spaced = toks.get(i).is_some_and(|t| t.text == "E");
+    if word(0) == "e" && (glued(0) || spaced) && glued(1) {
         let negative = is_dash(word(1));
         let sign = usize::from(negative || word(1) == "+");
         let n = small(word(1 + sign)).filter(|_| sign == 0 || glued(2))?;
@@ -939,6 +941,12 @@ fn join_digit_groups(text: &str) -> String {
 fn read_speed(text: &str) -> Option<Quantity> {
     let text = &join_digit_groups(text);
     let Pair { range: r, unit: u, .. } = pairs(text).into_iter().next()?;
+    // "12 K rpm", "~14K RCF", "10 k g": a kilo before the unit is thousands (no speed unit
+    // starts with k).
+    let (r, u) = match u.strip_prefix('k') {
+        Some(rest) if !rest.is_empty() => (r.scale(1e3), rest.to_owned()),
+        _ => (r, u),
+    };
     let lower = crate::tagger::normalize(text);
     // "rmp" is a frequent misspelling of rpm.
     let unit = if u.contains("rpm") || lower.contains("rpm") || u == "rmp" {
