@@ -221,6 +221,8 @@ struct Pair {
     /// Joined to the previous pair by a dash or `to`: the two ends of a range whose ends
     /// carry units (`400 µl – 1 ml`).
     joined: bool,
+    /// After `or`, `and` or a comma: the next in a list of values (`15 or 50 ml`).
+    listed: bool,
 }
 
 /// The number (range) and unit pairs found in an entity, in order. Qualifiers such as `~`,
@@ -272,6 +274,9 @@ fn pairs(text: &str) -> Vec<Pair> {
         }
         let joined =
             !out.is_empty() && i > 0 && words.get(i - 1).is_some_and(|w| is_dash(w) || w == "to");
+        let listed = !out.is_empty()
+            && i > 0
+            && words.get(i - 1).is_some_and(|w| matches!(w.as_str(), "or" | "and" | ","));
         i += 1;
         // "one half", "one-third": a spelled-out fraction.
         if number_word(&words[i - 1]).is_some() {
@@ -370,7 +375,7 @@ fn pairs(text: &str) -> Vec<Pair> {
         {
             r = powers;
         }
-        out.push(Pair { range: r, unit, joined });
+        out.push(Pair { range: r, unit, joined, listed });
     }
     out
 }
@@ -569,6 +574,7 @@ fn read_amount(text: &str) -> Option<Quantity> {
             return Some(Quantity { value: Range::point(1.0), unit: Unit::RelativeVolume });
         }
     }
+    lend_unit_to_bare_numbers(&mut found);
     let molar = written_molar(text);
     let amount_of = |pair: &Pair| amount_of(pair, molar);
     // "3 × 50 µL", "8x1500 µL": repetitions of an amount read as the amount, as "3x5 minutes"
@@ -629,6 +635,23 @@ fn names_relative_volume(text: &str) -> bool {
 fn span(a: Quantity, b: Quantity) -> Quantity {
     let value = Range { min: a.value.min.min(b.value.min), max: a.value.max.max(b.value.max) };
     Quantity { value, unit: a.unit }
+}
+
+/// `15 or 50 ml`, `between 175 and 200 ml`, `1.5 and 5 mM`: bare numbers listed before the
+/// first number with a unit take that unit, and the lot is read as one range, as `5 or 10 min`
+/// is (`37.51 (3 µg/mL)` lists nothing).
+fn lend_unit_to_bare_numbers(found: &mut Vec<Pair>) {
+    let bare = found.iter().take_while(|p| p.unit.is_empty()).count();
+    if bare == 0 || bare >= found.len() || !found[1..=bare].iter().all(|p| p.listed || p.joined) {
+        return;
+    }
+    let value = found[..=bare].iter().fold(found[bare].range, |r, p| Range {
+        min: r.min.min(p.range.min),
+        max: r.max.max(p.range.max),
+    });
+    found.drain(..bare);
+    found[0].range = value;
+    found[0].joined = false;
 }
 
 /// The amount a pair spells, or `None` when its unit is of another kind that no amount has
@@ -726,7 +749,7 @@ fn read_concentration(text: &str) -> Option<Quantity> {
 }
 
 /// A two-part ratio or fraction starting at the text's first number (`1:100`, `24:1`,
-/// `1:10,000`, `1:5-1:10`, `1/500 – 1/2000`, `1:50 dilution`), as a / b; `None` when the first
+/// `1:10,000`, `1:5-1:10`, `1:50 or 1:100`, `1/500 – 1/2000`, `1:50 dilution`), as a / b; `None` when the first
 /// number starts no ratio, for three parts (`25:24:1`) and for a zero denominator.
 fn ratio(text: &str) -> Option<Range> {
     let words = normalized_words(&tokenize(text));
@@ -740,13 +763,17 @@ fn ratio(text: &str) -> Option<Range> {
     let first = words.iter().position(|w| number(w).is_some())?;
     let lo = at(first)?;
     let next = first + 3;
-    let hi = (is_dash(word(next)) || word(next) == "to").then(|| at(next + 1)).flatten();
+    let hi =
+        (is_dash(word(next)) || matches!(word(next), "to" | "or")).then(|| at(next + 1)).flatten();
     let hi = hi.unwrap_or(lo);
     Some(Range { min: lo.min(hi), max: lo.max(hi) })
 }
 
 fn read_units_concentration(text: &str) -> Option<Quantity> {
-    let found = pairs(text);
+    let mut found = pairs(text);
+    if found.get(1).is_none_or(|p| !p.joined) {
+        lend_unit_to_bare_numbers(&mut found);
+    }
     let concentration = |p: &Pair| {
         parse_concentration_unit(&p.unit)
             .map(|(unit, f)| Quantity { value: p.range.scale(f), unit })
@@ -874,7 +901,7 @@ fn read_duration(text: &str) -> Option<Range> {
     let found = pairs(text);
     let mut total: Option<Range> = None;
     let mut pending: Vec<Range> = Vec::new();
-    for Pair { range: r, unit: u, joined } in found {
+    for Pair { range: r, unit: u, joined, .. } in found {
         if let Some(f) = seconds_factor(&u) {
             let r = r.scale(f);
             // "1-2 h" already a range; "1 h 30 min" adds up; "30 min – 1 h" is a range.
