@@ -86,14 +86,18 @@ fn decode(bytes: &[u8]) -> std::result::Result<(String, TextEncoding), String> {
             }
         },
     };
-    if let Some(at) = text.chars().position(|c| c == '\0') {
-        return Err(format!("not text: NUL at character {at}"));
+    // One pass finds a NUL and counts characters and stray controls.
+    let (mut chars, mut strays) = (0usize, 0usize);
+    for c in text.chars() {
+        if c == '\0' {
+            return Err(format!("not text: NUL at character {chars}"));
+        }
+        strays += usize::from(is_stray_control(c));
+        chars += 1;
     }
-    let strays = text.chars().filter(|&c| is_stray_control(c)).count();
     if strays == 0 {
         return Ok((text, encoding));
     }
-    let chars = text.chars().count();
     if strays.saturating_mul(10) > chars {
         return Err(format!("not text: {strays} control characters in {chars}"));
     }
