@@ -682,11 +682,9 @@ fn amount_of(pair: &Pair, molar: bool) -> Option<Quantity> {
         match unit {
             Unit::Molar if !molar => return None,
             // `x` after an amount is as often "times" or a variable (`10-X μl`) as a fold.
-            Unit::Fold => return None,
+            Unit::Fold if u != "fold" => return None,
             _ => (unit, f),
         }
-    } else if u == "fold" {
-        (Unit::Fold, 1.0)
     } else if is_unit(u)
         || !u.chars().all(char::is_alphabetic)
         || u.chars().count() <= 2
@@ -710,7 +708,7 @@ fn parse_concentration_unit(u: &str) -> Option<(Unit, f64)> {
     if matches!(u, "n" | "normal") {
         return Some((Unit::Normal, 1.0));
     }
-    if matches!(u, "x" | "×" | "X") {
+    if matches!(u, "x" | "×" | "X" | "fold") {
         return Some((Unit::Fold, 1.0));
     }
     if let Some((num, den)) = u.split_once('/') {
@@ -746,6 +744,74 @@ pub fn parse_concentration(text: &str) -> Option<Quantity> {
 fn read_concentration(text: &str) -> Option<Quantity> {
     read_units_concentration(text)
         .or_else(|| ratio(text).map(|value| Quantity { value, unit: Unit::Ratio }))
+        .or_else(|| decimal_dilutions(text).map(|value| Quantity { value, unit: Unit::Ratio }))
+        .or_else(|| per_measured_volume(text))
+        // "0.5 pmol", "200 μl/well", "10u": an amount tagged as a concentration is read as the
+        // amount it is; a bare number is no concentration, and neither is a quotient over a
+        // number (`1U/20`) or a volume (`10 µl/ml`) that the readers above refused.
+        .or_else(|| {
+            read_amount(text).filter(|q| q.unit != Unit::Count && !per_number_or_volume(text))
+        })
+}
+
+/// Whether `text` divides by a number or a volume: `1U/20`, `10 µl/ml`, `5 per ml`, `5 ml-1`.
+fn per_number_or_volume(text: &str) -> bool {
+    let words = normalized_words(&tokenize(text));
+    words.iter().enumerate().any(|(i, w)| {
+        let next = words.get(i + 1).map_or("", String::as_str);
+        if w == "/" || w == "per" {
+            next.starts_with(|c: char| c.is_ascii_digit()) || volume_factor(next).is_some()
+        } else {
+            is_dash(w) && next == "1" && i > 0 && volume_factor(&words[i - 1]).is_some()
+        }
+    })
+}
+
+/// `0.5 g / 100 ml`, `7.5g/500mL`: a mass or amount of substance over a measured volume, read
+/// as g/L or mol/L.
+fn per_measured_volume(text: &str) -> Option<Quantity> {
+    let (num, den) = text.split_once('/')?;
+    let ([top], [bottom]) = (&pairs(num)[..], &pairs(den)[..]) else {
+        return None;
+    };
+    let litres = volume_factor(&bottom.unit)? * bottom.range.min;
+    if bottom.range.min != bottom.range.max || litres <= 0.0 {
+        return None;
+    }
+    let (unit, f) = if let Some(f) = mass_factor(&top.unit) {
+        (Unit::GramPerLitre, f)
+    } else {
+        (Unit::Molar, mole_factor(&top.unit)?)
+    };
+    Some(Quantity { value: top.range.map(|v| v * f / litres), unit })
+}
+
+/// `10-2`, `10-1 to 10-3`, `10-2, 10-3, 10-4`: decimal dilutions whose superscript minus lost
+/// its place (a range is never written from 10 down to a smaller number), read as the ratios
+/// 10⁻ⁿ they are, as `1:100` is 0.01.
+fn decimal_dilutions(text: &str) -> Option<Range> {
+    let words = normalized_words(&tokenize(text));
+    let mut found: Option<Range> = None;
+    let mut i = 0;
+    while i < words.len() {
+        let exponent = (words[i] == "10" && words.get(i + 1).is_some_and(|w| is_dash(w)))
+            .then(|| words.get(i + 2)?.parse::<i32>().ok().filter(|n| (1..10).contains(n)))
+            .flatten();
+        match exponent {
+            Some(n) => {
+                let r = 10f64.powi(-n);
+                found =
+                    Some(found.map_or(Range::point(r), |f| Range {
+                        min: f.min.min(r),
+                        max: f.max.max(r),
+                    }));
+                i += 3;
+            }
+            None if matches!(words[i].as_str(), "," | "and" | "or" | "to") => i += 1,
+            None => return None,
+        }
+    }
+    found
 }
 
 /// A two-part ratio or fraction starting at the text's first number (`1:100`, `24:1`,
