@@ -874,11 +874,66 @@ fn to_micro_degrees(celsius: f64) -> f64 {
     if rounded.is_finite() { rounded } else { celsius }
 }
 
+/// The values of a temperature range or list, each with its own sign: `-20° to -80°`, `+2 to
+/// +8 °C`, `-20°C or -80°C`, `30/37C`, `37°C - 56°C`. A minus is a sign when it is glued to its
+/// number and not to a number before it (`2-8 °C` is a range). A later number counts only when
+/// separated from the one before by `to`, `or`, `and`, `/` or a dash (units in between) and
+/// followed by a temperature unit, a separator or the end (`37 °C and 5% CO2` lists one).
+fn listed_temperatures(text: &str) -> Vec<f64> {
+    let toks = tokenize(text);
+    let words = normalized_words(&toks);
+    let glued = |a: usize, b: usize| toks[a].end == toks[b].start;
+    let word = |k: usize| words.get(k).map_or("", String::as_str);
+    let separator = |w: &str| is_dash(w) || matches!(w, "to" | "or" | "and" | "/");
+    let unit = |w: &str| {
+        let w = w.trim_start_matches(['°', '˚', '⁰', 'º']);
+        matches!(w, "" | "c" | "f" | "k" | "oc" | "degrees" | "degree" | "celsius" | "fahrenheit")
+    };
+    let mut values = Vec::new();
+    let mut separated = false;
+    for (i, w) in words.iter().enumerate() {
+        let Some(v) = number(w) else {
+            if values.is_empty() || unit(w) || w == "+" {
+                continue;
+            }
+            if separator(w) {
+                separated = true;
+                continue;
+            }
+            break;
+        };
+        if !values.is_empty() {
+            let next = word(i + 1);
+            let ends = next.is_empty() || unit(next) || separator(next) || next == ")";
+            if !separated || !ends {
+                break;
+            }
+        }
+        let minus = i > 0
+            && is_dash(&words[i - 1])
+            && glued(i - 1, i)
+            && !(i > 1 && glued(i - 2, i - 1) && number(&words[i - 2]).is_some());
+        values.push(if minus { -v } else { v });
+        separated = false;
+    }
+    values
+}
+
 fn read_temperature(text: &str) -> Option<Range> {
     let lower = crate::tagger::normalize(text);
     let negative = lower.trim_start().starts_with(['-', '−', '–']);
     if let Some(Pair { range: r, unit: u, .. }) = pairs(text).into_iter().next() {
-        let r = if negative { Range { min: -r.max, max: -r.min } } else { r };
+        let listed = listed_temperatures(text);
+        let r = if listed.len() > 1 {
+            listed.iter().fold(Range::point(listed[0]), |r, &v| Range {
+                min: r.min.min(v),
+                max: r.max.max(v),
+            })
+        } else if negative {
+            Range { min: -r.max, max: -r.min }
+        } else {
+            r
+        };
         let u =
             u.trim_start_matches("°").trim_start_matches("degrees").trim_start_matches("degree");
         let u = u.trim_start_matches('°');

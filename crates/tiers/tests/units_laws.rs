@@ -3,8 +3,9 @@
 //! power of ten, as Rust's correctly rounding parser reads `"25e-6"`), so spellings of the same
 //! quantity agree and a decade value lands on its histogram edge, not one ulp below; ranges keep
 //! their ends; converted temperatures land on whole degrees; words after the unit do not change a
-//! reading; an amount is read as the kind its unit says, or not at all; digit groups in a speed
-//! (`20 000 x g`) read as one number; powers of ten multiply the number before them.
+//! reading; an amount is read as the kind its unit says, or not at all; temperature ranges keep
+//! their signed ends; digit groups in a speed (`20 000 x g`) read as one number; powers of ten
+//! multiply the number before them.
 
 #![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
 
@@ -252,5 +253,21 @@ proptest! {
         prop_assert_eq!(parse_amount(&percent).map(|q| q.unit), Some(Unit::Percent));
         let text = format!("{d} {other}");
         prop_assert_eq!(parse_amount(&text), None, "{}", text);
+    }
+
+    /// A temperature range or pair of alternatives keeps both ends with their own signs,
+    /// whichever is written first and however the two are joined.
+    #[test]
+    fn temperature_ranges_keep_signed_ends(
+        a in -196i32..=121,
+        b in -196i32..=121,
+        join in prop::sample::select(vec![" to ", " or ", "/", " - "]),
+        unit in prop::sample::select(vec!["°C", " °C", "°"]),
+        both in any::<bool>(),
+    ) {
+        let first_unit = if both { unit } else { "" };
+        let text = format!("{a}{first_unit}{join}{b}{unit}");
+        let (lo, hi) = (f64::from(a.min(b)), f64::from(a.max(b)));
+        prop_assert_eq!(parse_temperature(&text), Some(Range { min: lo, max: hi }), "{}", text);
     }
 }
