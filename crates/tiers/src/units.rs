@@ -565,6 +565,21 @@ pub fn parse_amount(text: &str) -> Option<Quantity> {
 }
 
 fn read_amount(text: &str) -> Option<Quantity> {
+    // `107 mL–1`: per millilitre with nothing said to be counted is no volume (and no count per
+    // volume either, see `parse_concentration`).
+    let toks = tokenize(text);
+    let words = normalized_words(&toks);
+    let inverse = |i: usize| {
+        let glued = toks[i + 1].end == toks[i + 2].start && toks[i + 2].end == toks[i + 3].start;
+        number(&words[i]).is_some()
+            && volume_factor(&words[i + 1]).is_some()
+            && is_dash(&words[i + 2])
+            && words[i + 3] == "1"
+            && glued
+    };
+    if (0..words.len().saturating_sub(3)).any(inverse) {
+        return None;
+    }
     let mut found = pairs(text);
     // "an equal volume" of the sample: one volume.
     if found.is_empty() {
