@@ -34,6 +34,11 @@ impl Range {
         Self { min: scale_decimal(self.min, f), max: scale_decimal(self.max, f) }
     }
 
+    /// The smallest range holding both.
+    fn hull(self, other: Self) -> Self {
+        Self { min: self.min.min(other.min), max: self.max.max(other.max) }
+    }
+
     fn map(self, f: impl Fn(f64) -> f64) -> Self {
         let (a, b) = (f(self.min), f(self.max));
         Self { min: a.min(b), max: a.max(b) }
@@ -648,8 +653,7 @@ fn names_relative_volume(text: &str) -> bool {
 
 /// The range from `a` to `b` (same unit).
 fn span(a: Quantity, b: Quantity) -> Quantity {
-    let value = Range { min: a.value.min.min(b.value.min), max: a.value.max.max(b.value.max) };
-    Quantity { value, unit: a.unit }
+    Quantity { value: a.value.hull(b.value), unit: a.unit }
 }
 
 /// `15 or 50 ml`, `between 175 and 200 ml`, `1.5 and 5 mM`: bare numbers listed before the
@@ -660,10 +664,7 @@ fn lend_unit_to_bare_numbers(found: &mut Vec<Pair>) {
     if bare == 0 || bare >= found.len() || !found[1..=bare].iter().all(|p| p.listed || p.joined) {
         return;
     }
-    let value = found[..=bare].iter().fold(found[bare].range, |r, p| Range {
-        min: r.min.min(p.range.min),
-        max: r.max.max(p.range.max),
-    });
+    let value = found[..=bare].iter().fold(found[bare].range, |r, p| r.hull(p.range));
     found.drain(..bare);
     found[0].range = value;
     found[0].joined = false;
@@ -814,12 +815,8 @@ fn decimal_dilutions(text: &str) -> Option<Range> {
             .flatten();
         match exponent {
             Some(n) => {
-                let r = 10f64.powi(-n);
-                found =
-                    Some(found.map_or(Range::point(r), |f| Range {
-                        min: f.min.min(r),
-                        max: f.max.max(r),
-                    }));
+                let r = Range::point(10f64.powi(-n));
+                found = Some(found.map_or(r, |f| f.hull(r)));
                 i += 3;
             }
             None if matches!(words[i].as_str(), "," | "and" | "or" | "to") => i += 1,
@@ -830,8 +827,9 @@ fn decimal_dilutions(text: &str) -> Option<Range> {
 }
 
 /// A two-part ratio or fraction starting at the text's first number (`1:100`, `24:1`,
-/// `1:10,000`, `1:5-1:10`, `1:50 or 1:100`, `1/500 – 1/2000`, `1:50 dilution`), as a / b; `None` when the first
-/// number starts no ratio, for three parts (`25:24:1`) and for a zero denominator.
+/// `1:10,000`, `1:5-1:10`, `1:50 or 1:100`, `1/500 – 1/2000`, `1:50 dilution`), as a / b;
+/// `None` when the first number starts no ratio, for three parts (`25:24:1`) and for a zero
+/// denominator.
 fn ratio(text: &str) -> Option<Range> {
     let words = normalized_words(&tokenize(text));
     let word = |k: usize| words.get(k).map_or("", String::as_str);
@@ -940,10 +938,7 @@ fn read_temperature(text: &str) -> Option<Range> {
     if let Some(Pair { range: r, unit: u, .. }) = pairs(text).into_iter().next() {
         let listed = listed_temperatures(text);
         let r = if listed.len() > 1 {
-            listed.iter().fold(Range::point(listed[0]), |r, &v| Range {
-                min: r.min.min(v),
-                max: r.max.max(v),
-            })
+            listed.iter().fold(Range::point(listed[0]), |r, &v| r.hull(Range::point(v)))
         } else if negative {
             Range { min: -r.max, max: -r.min }
         } else {
@@ -1043,16 +1038,13 @@ fn read_duration(text: &str) -> Option<Range> {
             // "1-2 h" already a range; "1 h 30 min" adds up; "30 min – 1 h" is a range.
             total = Some(match total {
                 None => r,
-                Some(t) if joined => Range { min: t.min.min(r.min), max: t.max.max(r.max) },
+                Some(t) if joined => t.hull(r),
                 Some(t) => Range { min: t.min + r.min, max: t.max + r.max },
             });
             // Bare numbers before a unit ("5 or 10 min") take that unit.
             for p in pending.drain(..) {
                 let p = p.scale(f);
-                if let Some(t) = total.as_mut() {
-                    t.min = t.min.min(p.min);
-                    t.max = t.max.max(p.max);
-                }
+                total = total.map(|t| t.hull(p));
             }
         } else if u.is_empty() {
             pending.push(r);
