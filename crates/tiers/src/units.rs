@@ -235,7 +235,11 @@ struct Pair {
 /// exponent or `per` becomes a quotient (`mol l-1` and `mol per l` → `mol/l`).
 fn pairs(text: &str) -> Vec<Pair> {
     let toks = tokenize(text);
-    let words = normalized_words(&toks);
+    pairs_in(&toks, &normalized_words(&toks))
+}
+
+/// [`pairs`] of a text already tokenized (`words` are the tokens normalized).
+fn pairs_in(toks: &[crate::tokenize::Token], words: &[String]) -> Vec<Pair> {
     let glued = |a: usize, b: usize| toks[a].end == toks[b].start;
     let mut out: Vec<Pair> = Vec::new();
     let mut i = 0;
@@ -313,7 +317,7 @@ fn pairs(text: &str) -> Vec<Pair> {
             i += 2;
         }
         let written = start..i;
-        let power = power_of_ten(&words, &toks, i).or_else(|| {
+        let power = power_of_ten(words, toks, i).or_else(|| {
             // "1 million cells", "2.5 thousand".
             let power = match words.get(i).map(String::as_str) {
                 Some("thousand") => 3,
@@ -585,7 +589,7 @@ fn read_amount(text: &str) -> Option<Quantity> {
     if (0..words.len().saturating_sub(3)).any(inverse) {
         return None;
     }
-    let mut found = pairs(text);
+    let mut found = pairs_in(&toks, &words);
     // "an equal volume" of the sample: one volume.
     if found.is_empty() {
         let lower = crate::tagger::normalize(text);
@@ -595,7 +599,7 @@ fn read_amount(text: &str) -> Option<Quantity> {
         }
     }
     lend_unit_to_bare_numbers(&mut found);
-    let molar = written_molar(text);
+    let molar = written_molar(&toks, &words);
     let amount_of = |pair: &Pair| amount_of(pair, molar);
     // "3 × 50 µL", "8x1500 µL": repetitions of an amount read as the amount, as "3x5 minutes"
     // is read as 5 minutes.
@@ -610,7 +614,7 @@ fn read_amount(text: &str) -> Option<Quantity> {
     let first = match amount_of(first) {
         // "10 bed volumes", "2X volumes", "1/10 of a volume": multiples of a volume the
         // protocol names.
-        q if q.is_none_or(|q| q.unit == Unit::Count) && names_relative_volume(text) => {
+        q if q.is_none_or(|q| q.unit == Unit::Count) && names_relative_volume(&words) => {
             Quantity { value: first.range, unit: Unit::RelativeVolume }
         }
         q => q?,
@@ -624,21 +628,19 @@ fn read_amount(text: &str) -> Option<Quantity> {
     })
 }
 
-/// Whether a molar unit in `text` is written as one (`50 mM`, `100 μM`, `mmol/L`): amounts are
-/// also written in lengths (`0.45 µm` filters, `25 mm` dishes), which lower-case alone
-/// cannot tell from concentrations.
-fn written_molar(text: &str) -> bool {
-    tokenize(text).iter().any(|t| {
-        molar_factor(&crate::tagger::normalize(&t.text)).is_some()
-            && (t.text.ends_with('M') || t.text.contains('/'))
-    })
+/// Whether a molar unit among the tokens is written as one (`50 mM`, `100 μM`, `mmol/L`):
+/// amounts are also written in lengths (`0.45 µm` filters, `25 mm` dishes), which lower-case
+/// alone cannot tell from concentrations. `words` are the tokens normalized.
+fn written_molar(toks: &[crate::tokenize::Token], words: &[String]) -> bool {
+    toks.iter()
+        .zip(words)
+        .any(|(t, w)| molar_factor(w).is_some() && (t.text.ends_with('M') || t.text.contains('/')))
 }
 
 /// `10 bed volumes`, `2X volumes`, `1/10th volume`, `1/10 of a volume`, `1/100th the
 /// original volume`: the entity ends in a volume word and what lies between its last number
-/// and that word names no unit.
-fn names_relative_volume(text: &str) -> bool {
-    let words = normalized_words(&tokenize(text));
+/// and that word names no unit. `words` are the entity's normalized tokens.
+fn names_relative_volume(words: &[String]) -> bool {
     let Some((last, before)) = words.split_last() else {
         return false;
     };
