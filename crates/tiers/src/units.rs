@@ -228,6 +228,9 @@ struct Pair {
     joined: bool,
     /// After `or`, `and` or a comma: the next in a list of values (`15 or 50 ml`).
     listed: bool,
+    /// After `or`: an alternative to the value before, never a part of it (`5 min or 10 min`
+    /// is not 15 minutes, where `2 h and 30 min` is 2.5 hours).
+    alternative: bool,
 }
 
 /// The number (range) and unit pairs found in an entity, in order. Qualifiers such as `~`,
@@ -286,6 +289,7 @@ fn pairs_in(toks: &[crate::tokenize::Token], words: &[String]) -> Vec<Pair> {
         let listed = !out.is_empty()
             && i > 0
             && words.get(i - 1).is_some_and(|w| matches!(w.as_str(), "or" | "and" | ","));
+        let alternative = listed && words[i - 1] == "or";
         i += 1;
         // "one half", "one-third": a spelled-out fraction.
         if number_word(&words[i - 1]).is_some() {
@@ -384,7 +388,7 @@ fn pairs_in(toks: &[crate::tokenize::Token], words: &[String]) -> Vec<Pair> {
         {
             r = powers;
         }
-        out.push(Pair { range: r, unit, joined, listed });
+        out.push(Pair { range: r, unit, joined, listed, alternative });
     }
     out
 }
@@ -619,8 +623,9 @@ fn read_amount(text: &str) -> Option<Quantity> {
         }
         q => q?,
     };
-    Some(match found.get(1).filter(|p| p.joined).and_then(amount_of) {
-        // "400 µl – 1 ml", "1 pg–100 ng": a range whose ends carry units.
+    Some(match found.get(1).filter(|p| p.joined || p.listed).and_then(amount_of) {
+        // "400 µl – 1 ml", "1 pg–100 ng": a range whose ends carry units; "400 µL and 500 µL"
+        // a list of them, read as one range as `15 or 50 ml` is.
         Some(second) if second.unit == first.unit && first.unit != Unit::Count => {
             span(first, second)
         }
@@ -859,7 +864,7 @@ fn read_units_concentration(text: &str) -> Option<Quantity> {
         parse_concentration_unit(&p.unit)
             .map(|(unit, f)| Quantity { value: p.range.scale(f), unit })
     };
-    let second = found.get(1).filter(|p| p.joined);
+    let second = found.get(1).filter(|p| p.joined || p.listed);
     // "7x105 – 2x107 cells/mL": the first end of a range gets the second end's unit.
     let first = match (found.first()?, second) {
         (first, Some(second)) if first.unit.is_empty() => {
@@ -1034,15 +1039,20 @@ fn read_duration(text: &str) -> Option<Range> {
     let found = pairs(text);
     let mut total: Option<Range> = None;
     let mut pending: Vec<Range> = Vec::new();
-    for Pair { range: r, unit: u, joined, .. } in found {
+    let mut last_factor = f64::INFINITY;
+    for Pair { range: r, unit: u, joined, listed, alternative } in found {
         if let Some(f) = seconds_factor(&u) {
             let r = r.scale(f);
-            // "1-2 h" already a range; "1 h 30 min" adds up; "30 min – 1 h" is a range.
+            // "1-2 h" already a range; "1 h 30 min" and "2 h and 30 min" add up; "30 min – 1 h"
+            // is a range, and so are lists of alternatives: "5 min or 10 min", "5 min and
+            // 10 min", "30 s, 1 min" (no unit smaller than the one before, or `or`).
+            let alternatives = listed && (alternative || f >= last_factor);
             total = Some(match total {
                 None => r,
-                Some(t) if joined => t.hull(r),
+                Some(t) if joined || alternatives => t.hull(r),
                 Some(t) => Range { min: t.min + r.min, max: t.max + r.max },
             });
+            last_factor = f;
             // Bare numbers before a unit ("5 or 10 min") take that unit.
             for p in pending.drain(..) {
                 let p = p.scale(f);
@@ -1097,27 +1107,40 @@ fn join_digit_groups(text: &str) -> String {
 
 fn read_speed(text: &str) -> Option<Quantity> {
     let text = &join_digit_groups(text);
-    let Pair { range: r, unit: u, .. } = pairs(text).into_iter().next()?;
-    // "12 K rpm", "~14K RCF", "10 k g": a kilo before the unit is thousands (no speed unit
-    // starts with k).
-    let (r, u) = match u.strip_prefix('k') {
-        Some(rest) if !rest.is_empty() => (r.scale(1e3), rest.to_owned()),
-        _ => (r, u),
-    };
+    let found = pairs(text);
     let lower = crate::tagger::normalize(text);
-    // "rmp" is a frequent misspelling of rpm.
-    let unit = if u.contains("rpm") || lower.contains("rpm") || u == "rmp" {
-        Unit::Rpm
-    } else if u.ends_with('g')
-        || u.contains("rcf")
-        || lower.contains("× g")
-        || lower.contains("x g")
-    {
-        Unit::TimesG
-    } else {
-        return None;
+    // `context`: the unit may also be read off the whole entity (`13,000 x g`, where the pair's
+    // unit is `x`).
+    let speed = |Pair { range: r, unit: u, .. }: &Pair, context: &str| {
+        // "12 K rpm", "~14K RCF", "10 k g": a kilo before the unit is thousands (no speed unit
+        // starts with k).
+        let (r, u) = match u.strip_prefix('k') {
+            Some(rest) if !rest.is_empty() => (r.scale(1e3), rest),
+            _ => (*r, u.as_str()),
+        };
+        // "rmp" is a frequent misspelling of rpm.
+        let unit = if u.contains("rpm") || context.contains("rpm") || u == "rmp" {
+            Unit::Rpm
+        } else if u.ends_with('g')
+            || u.contains("rcf")
+            || context.contains("× g")
+            || context.contains("x g")
+        {
+            Unit::TimesG
+        } else {
+            return None;
+        };
+        Some(Quantity { value: r, unit })
     };
-    Some(Quantity { value: r, unit })
+    let first = speed(found.first()?, &lower)?;
+    // "3,000 rpm – 5,000 rpm", "3000 rpm or 5000 rpm": a range or list whose values carry
+    // units (the second end is read only when its own unit is a speed's).
+    let second = found
+        .get(1)
+        .filter(|p| p.joined || p.listed)
+        .and_then(|p| speed(p, ""))
+        .filter(|q| q.unit == first.unit);
+    Some(second.map_or(first, |second| span(first, second)))
 }
 
 /// A pH value or range (`pH 7.4`, `7.5-8.0`), refused outside 0–14.

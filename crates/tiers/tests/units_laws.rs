@@ -5,7 +5,8 @@
 //! their ends; converted temperatures land on whole degrees; words after the unit do not change a
 //! reading; an amount is read as the kind its unit says, or not at all; temperature ranges keep
 //! their signed ends; digit groups in a speed (`20 000 x g`) read as one number; powers of ten
-//! multiply the number before them.
+//! multiply the number before them; values listed or ranged with units of their own
+//! (`400 µL and 500 µL`, `5 min or 10 min`) are one range, never a sum.
 
 #![allow(clippy::unwrap_used, clippy::panic_in_result_fn, reason = "test code")]
 
@@ -269,5 +270,36 @@ proptest! {
         let text = format!("{a}{first_unit}{join}{b}{unit}");
         let (lo, hi) = (f64::from(a.min(b)), f64::from(a.max(b)));
         prop_assert_eq!(parse_temperature(&text), Some(Range { min: lo, max: hi }), "{}", text);
+    }
+
+    #[test]
+    fn values_with_their_own_units_listed_are_one_range(
+        a in 1u32..100_000,
+        b in 1u32..100_000,
+        join in prop::sample::select(vec![" or ", " and ", ", ", " to ", " - ", "–"]),
+        amount in 0..AMOUNTS.len(),
+        concentration in 0..CONCENTRATIONS.len(),
+        duration in 0..DURATIONS.len(),
+        speed in prop::sample::select(vec![("rpm", Unit::Rpm), ("x g", Unit::TimesG)]),
+    ) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let listed = |unit: &str| format!("{a} {unit}{join}{b} {unit}");
+        let within = |unit: Unit, exp: i32| Quantity {
+            value: Range { min: nearest(&lo.to_string(), exp), max: nearest(&hi.to_string(), exp) },
+            unit,
+        };
+        let (spelling, unit, exp) = AMOUNTS[amount];
+        prop_assert_eq!(parse_amount(&listed(spelling)), Some(within(unit, exp)), "{}", listed(spelling));
+        let (spelling, unit, exp) = CONCENTRATIONS[concentration];
+        prop_assert_eq!(parse_concentration(&listed(spelling)), Some(within(unit, exp)), "{}", listed(spelling));
+        let (spelling, seconds) = DURATIONS[duration];
+        let seconds = |x: u32| nearest(&(u128::from(x) * seconds).to_string(), 0);
+        prop_assert_eq!(
+            parse_duration(&listed(spelling)),
+            Some(Range { min: seconds(lo), max: seconds(hi) }),
+            "{}", listed(spelling)
+        );
+        let (spelling, unit) = speed;
+        prop_assert_eq!(parse_speed(&listed(spelling)), Some(within(unit, 0)), "{}", listed(spelling));
     }
 }
