@@ -187,6 +187,49 @@ pub fn feature_vectors(data: &[u8]) {
     }
 }
 
+/// A partner's annotated protocol (what `fl-client train-tagger` reads), from one byte string:
+/// the bytes before the first NUL are the protocol text, those after it the brat `.ann` file.
+/// When the annotations parse, a one-pass tagger (with the numeric specialist) is trained on the
+/// document, written, read back and run.
+///
+/// # Panics
+///
+/// When a parsed entity leaves the text, training refuses an annotated document for a reason
+/// other than its number of entity types, a trained model does not read back or tags
+/// differently after the round trip, a predicted entity leaves the text, or scoring counts more
+/// matches than entities.
+pub fn annotated_protocol(data: &[u8]) {
+    let Some(nul) = data.iter().position(|&b| b == 0) else { return };
+    let text = String::from_utf8_lossy(&data[..nul]).into_owned();
+    let ann = String::from_utf8_lossy(&data[nul + 1..]);
+    let chars = text.chars().count();
+    let Ok(entities) = crate::brat::parse_ann(std::path::Path::new("fuzz.ann"), &ann, chars) else {
+        return;
+    };
+    assert!(entities.iter().all(|e| e.start < e.end && e.end <= chars), "entity outside the text");
+    let kinds: std::collections::BTreeSet<&str> = entities.iter().map(|e| &*e.kind).collect();
+    let doc = crate::brat::Document { path: "fuzz.txt".into(), text, entities: entities.clone() };
+    let options =
+        crate::tagger::TrainOptions { epochs: 1, ..crate::tagger::TrainOptions::shipped() };
+    let tagger = match Tagger::train(std::slice::from_ref(&doc), options) {
+        Ok(t) => t,
+        Err(e) => {
+            assert!(kinds.is_empty() || kinds.len() > 127, "training refused: {e}");
+            return;
+        }
+    };
+    let mut bytes = Vec::new();
+    tagger.write(&mut bytes).expect("a trained tagger writes");
+    let back = Tagger::read(bytes.as_slice()).expect("a written tagger reads back");
+    let predicted = tagger.tag(&doc.text);
+    assert_eq!(back.tag(&doc.text), predicted, "tagging changed in the model file round trip");
+    assert!(predicted.iter().all(|e| e.start < e.end && e.end <= chars), "prediction outside");
+    let evaluation = crate::tagger::Evaluation::of_predictions(&[doc], &[predicted]);
+    for counts in evaluation.per_type.values() {
+        assert!(counts.correct <= counts.gold.min(counts.predicted), "more matches than entities");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +286,31 @@ mod tests {
             feature_vectors(&[&[flags][..], &params[..20]].concat());
         }
         feature_vectors(&[]);
+    }
+
+    #[test]
+    fn annotated_protocol_seeds_pass() {
+        let text = "Spin at 13,000 rpm for 5 min.\nAdd 5 µl water.";
+        let ann = [
+            "T1\tAction 0 4\tSpin",
+            "T2\tSpeed 8 18\t13,000 rpm",
+            "T3\tTime 23 28\t5 min",
+            // Nested, overlapping, repeated, inside a token, on white space, odd type names.
+            "T4\tAmount 34 39\t5 µl",
+            "T5\tReagent 34 45\t5 µl water",
+            "T6\tReagent 37 45\tl water",
+            "T7\tAmount 34 39\t5 µl",
+            "T8\tB-I 4 5\t ",
+            "T9\t 0 1\tS",
+            "T10\tO 1 2\tp",
+        ];
+        for n in 1..=ann.len() {
+            annotated_protocol(format!("{text}\0{}", ann[..n].join("\n")).as_bytes());
+        }
+        let many: Vec<String> = (0..130).map(|i| format!("T{i}\tK{i} 0 4\tSpin")).collect();
+        annotated_protocol(format!("{text}\0{}", many.join("\n")).as_bytes());
+        for bytes in [&b"no nul"[..], b"\0", b"x\0T1\tA 0 9\tx", b"\xff\xfe\0T1\tA 0 1\t?"] {
+            annotated_protocol(bytes);
+        }
     }
 }
