@@ -64,17 +64,41 @@ pub struct DecryptionShare {
     pub value: BigUint,
 }
 
+/// Most parties a threshold key may have. Δ = l! enters every decryption share's exponent
+/// (4096! has about 43,000 bits, ten times a 2048-bit key's n²), so a key read from a file with
+/// l near 2³² would compute l! for days instead of failing.
+pub const MAX_PARTIES: u32 = 4096;
+
+fn check_counts(l: u32, t: u32) -> Result<()> {
+    if t == 0 || t > l || l > MAX_PARTIES {
+        return Err(Error::param(
+            "threshold",
+            format!("{t} of {l} parties; needs 1 ≤ t ≤ l ≤ {MAX_PARTIES}"),
+        ));
+    }
+    Ok(())
+}
+
 fn factorial(l: u32) -> BigUint {
     (1..=l).fold(BigUint::one(), |acc, i| acc * i)
 }
 
 impl ThresholdKey {
+    /// Checks `1 ≤ t ≤ l ≤` [`MAX_PARTIES`] (the fields are public and read from files).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the counts.
+    pub fn validate(&self) -> Result<()> {
+        check_counts(self.parties, self.threshold)
+    }
+
     /// Deals a threshold key with safe primes of `bits / 2` bits each: generating safe primes
     /// takes a few seconds at 2048 bits (0.2–3 s measured on 2 cores). Returns the public parameters and the l shares.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] unless `1 ≤ t ≤ l` and `bits ≥ 2048`.
+    /// [`Error::InvalidParameter`] unless `1 ≤ t ≤ l ≤` [`MAX_PARTIES`] and `bits ≥ 2048`.
     pub fn deal(
         bits: u32,
         parties: u32,
@@ -113,12 +137,10 @@ impl ThresholdKey {
         threshold: u32,
         rng: &mut (impl CryptoRng + ?Sized),
     ) -> Result<(Self, Vec<KeyShare>)> {
-        if threshold == 0 || threshold > parties || bits % 2 == 1 {
-            return Err(Error::param(
-                "threshold",
-                format!("{threshold} of {parties} (and even bits)"),
-            ));
+        if bits % 2 == 1 {
+            return Err(Error::param("bits", format!("{bits}: an even number")));
         }
+        check_counts(parties, threshold)?;
         let (p, q) = loop {
             let p = crate::primes::random_prime(bits / 2, true, rng);
             let q = crate::primes::random_prime(bits / 2, true, rng);
@@ -160,8 +182,10 @@ impl ThresholdKey {
     /// # Errors
     ///
     /// [`Error::Threshold`] for too few, repeated or out-of-range shares, or a combination that
-    /// is not a valid decryption (a wrong share).
+    /// is not a valid decryption (a wrong share); [`Self::validate`]'s error for a key whose
+    /// counts are out of range (with t = 0, no shares at all had "decrypted" to 0).
     pub fn combine(&self, shares: &[DecryptionShare]) -> Result<BigUint> {
+        self.validate()?;
         let t = self.threshold as usize;
         let mut used: Vec<&DecryptionShare> = Vec::with_capacity(t);
         for s in shares {
@@ -283,15 +307,10 @@ impl PartyKey {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for an index outside `1..=parties`, a threshold outside
-    /// `1..=parties`, or a zero share or one of more bits than `n²`.
+    /// [`Error::InvalidParameter`] for a key [`ThresholdKey::validate`] refuses, an index
+    /// outside `1..=parties`, or a zero share or one not below `n²`.
     pub fn from_parts(key: ThresholdKey, index: u32, share: &BigUint) -> Result<Self> {
-        if key.threshold == 0 || key.threshold > key.parties {
-            return Err(Error::param(
-                "threshold",
-                format!("{} of {} parties", key.threshold, key.parties),
-            ));
-        }
+        key.validate()?;
         if index == 0 || index > key.parties {
             return Err(Error::param("index", format!("{index} is not in 1..={}", key.parties)));
         }
@@ -394,9 +413,33 @@ mod tests {
         assert!(PartyKey::from_parts(key.clone(), 4, &BigUint::one()).is_err());
         assert!(PartyKey::from_parts(key.clone(), 1, &BigUint::ZERO).is_err());
         assert!(PartyKey::from_parts(key.clone(), 1, &n_sq).is_err());
-        let mut bad = key;
+        let mut bad = key.clone();
         bad.threshold = 4;
         assert!(PartyKey::from_parts(bad, 1, &BigUint::one()).is_err());
+        // A key file claiming 2³² − 1 parties would make every decryption share compute
+        // (2³² − 1)! first; it is refused when read.
+        let mut huge = key;
+        huge.parties = u32::MAX;
+        let e = PartyKey::from_parts(huge.clone(), 1, &BigUint::one()).map(|_| ()).unwrap_err();
+        assert!(e.to_string().contains("4096"), "{e}");
+        huge.parties = MAX_PARTIES + 1;
+        assert!(PartyKey::from_parts(huge, 1, &BigUint::one()).is_err());
+        assert!(ThresholdKey::deal_insecure_for_tests(256, MAX_PARTIES + 1, 2, &mut rng).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_with_a_threshold_of_zero_decrypts_nothing() -> Result<()> {
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let (key, shares) = ThresholdKey::deal_insecure_for_tests(256, 3, 2, &mut rng)?;
+        let c = key.public.encrypt_raw(&BigUint::from(5u32), &mut rng)?;
+        let share = shares[0].decrypt_share(&key, &c)?;
+        // Before the check, t = 0 combined no shares into the "plaintext" 0.
+        for (parties, threshold) in [(3, 0), (3, 4), (0, 0)] {
+            let bad = ThresholdKey { parties, threshold, ..key.clone() };
+            assert!(bad.combine(&[]).is_err(), "{threshold} of {parties}");
+            assert!(bad.combine(std::slice::from_ref(&share)).is_err(), "{threshold} of {parties}");
+        }
         Ok(())
     }
 }

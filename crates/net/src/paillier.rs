@@ -34,20 +34,15 @@ pub struct PaillierSetup {
 }
 
 impl PaillierSetup {
-    /// Checks that every index is distinct, in range, and that there are as many partners as
-    /// shares.
+    /// Checks the key's counts ([`ThresholdKey::validate`]: 1 ≤ t ≤ l ≤ 4096), that every index
+    /// is distinct and in range, and that there are as many partners as shares.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] naming the inconsistency.
     pub fn validate(&self) -> Result<()> {
         let k = &self.key;
-        if k.threshold == 0 || k.threshold > k.parties {
-            return Err(Error::config(
-                "paillier-key",
-                format!("threshold {} of {} parties", k.threshold, k.parties),
-            ));
-        }
+        k.validate().map_err(|e| Error::config("paillier-key", e.to_string()))?;
         if self.parties.len() != k.parties as usize {
             return Err(Error::config(
                 "paillier-key",
