@@ -18,6 +18,19 @@ pub const BASE: u32 = 16;
 const LOG2_BASE: i64 = 4;
 const FLOAT_MANTISSA_BITS: i64 = 53;
 
+/// Largest positive exponent [`EncodedNumber::decode`] expands: the exact integer would have
+/// `4 · exponent` more bits than the mantissa (python-paillier computes it whatever its size,
+/// so an exponent of 2³¹ from a file asks for a gigabyte).
+pub const MAX_DECODE_EXPONENT: i32 = 1 << 16;
+
+/// `16^Δ mod n`: the plaintext factor that lowers an exponent by Δ. Plaintexts live in `Z_n`,
+/// so reducing it changes nothing a decryption sees; python-paillier raises to `16^Δ` unreduced,
+/// which is the same number while `16^Δ < n` (every exponent a float encoding produces) and
+/// asks for 2³³ bits when Δ = 2³¹ arrives in a file.
+fn base_power(delta: u32, n: &BigUint) -> BigUint {
+    BigUint::from(BASE).modpow(&BigUint::from(delta), n)
+}
+
 /// A number encoded for a key: `encoding ∈ [0, n)` and a base-16 exponent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncodedNumber {
@@ -204,9 +217,16 @@ impl EncodedNumber {
     ///
     /// # Errors
     ///
-    /// As [`Self::mantissa`].
+    /// As [`Self::mantissa`]; [`Error::OutOfRange`] for an exponent above
+    /// [`MAX_DECODE_EXPONENT`].
     pub fn decode(&self, pk: &PublicKey) -> Result<Decoded> {
         let m = self.mantissa(pk)?;
+        if self.exponent > MAX_DECODE_EXPONENT {
+            return Err(Error::OutOfRange(format!(
+                "exponent {} above {MAX_DECODE_EXPONENT}: the integer would have over 2^18 bits",
+                self.exponent
+            )));
+        }
         if self.exponent >= 0 {
             Ok(Decoded::Int(m * BigInt::from(BASE).pow(self.exponent.unsigned_abs())))
         } else {
@@ -223,7 +243,7 @@ impl EncodedNumber {
         if new_exponent > self.exponent {
             return Err(Error::param("exponent", "can only decrease"));
         }
-        let factor = BigUint::from(BASE).pow(self.exponent.abs_diff(new_exponent));
+        let factor = base_power(self.exponent.abs_diff(new_exponent), pk.n());
         Ok(Self { encoding: &self.encoding * factor % pk.n(), exponent: new_exponent })
     }
 }
@@ -266,7 +286,7 @@ impl EncryptedNumber {
         if new_exponent > self.exponent {
             return Err(Error::param("exponent", "can only decrease"));
         }
-        let factor = BigInt::from(BASE).pow(self.exponent.abs_diff(new_exponent));
+        let factor = BigInt::from(base_power(self.exponent.abs_diff(new_exponent), pk.n()));
         Ok(Self { ciphertext: pk.mul_plain(&self.ciphertext, &factor)?, exponent: new_exponent })
     }
 
@@ -288,17 +308,19 @@ impl EncryptedNumber {
     ///
     /// # Errors
     ///
-    /// [`Error::Overflow`] for a scalar encoding in the overflow band; invalid ciphertexts.
+    /// [`Error::Overflow`] for a scalar encoding in the overflow band; invalid ciphertexts;
+    /// [`Error::OutOfRange`] when the exponents' sum leaves `i32`.
     pub fn mul(&self, pk: &PublicKey, scalar: &EncodedNumber) -> Result<Self> {
         let k = scalar.mantissa(pk)?;
-        Ok(Self {
-            ciphertext: pk.mul_plain(&self.ciphertext, &k)?,
-            exponent: self.exponent + scalar.exponent,
-        })
+        let exponent = self.exponent.checked_add(scalar.exponent).ok_or_else(|| {
+            Error::OutOfRange(format!("exponent {} + {}", self.exponent, scalar.exponent))
+        })?;
+        Ok(Self { ciphertext: pk.mul_plain(&self.ciphertext, &k)?, exponent })
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::panic_in_result_fn, reason = "test code")]
 mod tests {
     use super::*;
 
@@ -317,5 +339,38 @@ mod tests {
         assert_eq!(round_shift(&BigInt::from(5), -1), BigInt::from(2));
         assert_eq!(round_shift(&BigInt::from(3), -1), BigInt::from(2));
         assert_eq!(round_shift(&BigInt::from(-3), -1), BigInt::from(-2));
+    }
+
+    /// Exponents from a file or another implementation are untrusted: a gap of 2³¹ between two
+    /// of them, a sum past `i32`, or a huge positive exponent to decode are answered at once
+    /// (they had asked for 2³³-bit powers, wrapped or panicked).
+    #[test]
+    fn untrusted_exponents_are_cheap_or_refused() -> Result<()> {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(9);
+        let sk = crate::PrivateKey::generate_insecure_for_tests(256, &mut rng)?;
+        let pk = sk.public_key();
+        let high = EncodedNumber::encode_int(pk, &BigInt::from(12_345), None)?;
+        let high = EncodedNumber { exponent: i32::MAX, ..high };
+        let low = high.decrease_exponent_to(pk, i32::MIN)?;
+        let exact = |delta: u32| BigUint::from(BASE).pow(delta) % pk.n();
+        assert_eq!(low.encoding, &high.encoding * base_power(u32::MAX, pk.n()) % pk.n());
+        // Below n the reduced factor is python-paillier's exact power.
+        for delta in [0, 1, 7, 15] {
+            assert_eq!(base_power(delta, pk.n()), exact(delta));
+        }
+        let encrypted = EncryptedNumber {
+            ciphertext: sk.encrypt_raw(&high.encoding, &mut rng)?,
+            exponent: i32::MAX,
+        };
+        let lowered = encrypted.decrease_exponent_to(pk, i32::MIN)?;
+        assert_eq!(sk.decrypt_raw(&lowered.ciphertext)?, low.encoding);
+        let one = EncodedNumber::encode_int(pk, &BigInt::from(1), None)?;
+        let scalar = EncodedNumber { exponent: 1, ..one };
+        assert!(matches!(encrypted.mul(pk, &scalar), Err(Error::OutOfRange(_))));
+        assert!(matches!(high.decode(pk), Err(Error::OutOfRange(_))));
+        let largest = EncodedNumber { exponent: MAX_DECODE_EXPONENT, ..scalar };
+        assert!(matches!(largest.decode(pk)?, Decoded::Int(i) if i.bits() == 4 * (1 << 16) + 1));
+        Ok(())
     }
 }
