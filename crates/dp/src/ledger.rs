@@ -138,9 +138,9 @@ fn frame(record: &Record) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Parses the records of a ledger file; returns them and the length of the valid prefix (shorter
-/// than `bytes` only for a torn final record).
-fn parse(bytes: &[u8]) -> Result<(Vec<Record>, usize)> {
+/// Parses the records of a ledger file; returns them with their offsets and the length of the
+/// valid prefix (shorter than `bytes` only for a torn final record).
+fn parse(bytes: &[u8]) -> Result<(Vec<(u64, Record)>, usize)> {
     if bytes.len() < MAGIC.len() {
         // Torn while writing the magic of a new file.
         return Ok((Vec::new(), 0));
@@ -152,7 +152,7 @@ fn parse(bytes: &[u8]) -> Result<(Vec<Record>, usize)> {
     let mut pos = MAGIC.len();
     while pos < bytes.len() {
         let rest = &bytes[pos..];
-        let torn = |records: Vec<Record>| Ok((records, pos));
+        let torn = |records: Vec<(u64, Record)>| Ok((records, pos));
         let Some(head) = rest.first_chunk::<8>() else { return torn(records) };
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
@@ -172,7 +172,7 @@ fn parse(bytes: &[u8]) -> Result<(Vec<Record>, usize)> {
             });
         }
         match postcard::from_bytes::<Record>(payload) {
-            Ok(r) => records.push(r),
+            Ok(r) => records.push((pos as u64, r)),
             Err(e) => {
                 return Err(Error::Corrupt {
                     offset: pos as u64,
@@ -194,13 +194,23 @@ impl Inner {
                 let budget =
                     PrivacyBudget::new(epsilon, delta).map_err(|e| corrupt(e.to_string()))?;
                 let n = self.orders.len();
+                let key = (partner, ModelVersion(version));
+                // `register` refuses a second account; replaying one would zero what was spent.
+                if self.accounts.contains_key(&key) {
+                    return Err(corrupt(format!("{} registered twice", key.0)));
+                }
                 self.accounts.insert(
-                    (partner, ModelVersion(version)),
+                    key,
                     Account { budget, committed: vec![0.0; n], reserved: vec![0.0; n] },
                 );
             }
             Record::Reserve { id, partner, version, rdp, .. } => {
                 let key = (partner, ModelVersion(version));
+                if self.pending.contains_key(&id) {
+                    return Err(corrupt(format!("reservation {id} opened twice")));
+                }
+                let next_id =
+                    id.checked_add(1).ok_or_else(|| corrupt(format!("reservation id {id}")))?;
                 let acct = self
                     .accounts
                     .get_mut(&key)
@@ -208,9 +218,14 @@ impl Inner {
                 if rdp.len() != self.orders.len() {
                     return Err(corrupt("reservation with the wrong number of orders".into()));
                 }
+                // RDP is ≥ 0 (+∞ where an order has no finite bound); a negative or NaN charge
+                // would hand budget back.
+                if rdp.iter().any(|x| x.is_nan() || *x < 0.0) {
+                    return Err(corrupt("reservation with a negative or NaN RDP value".into()));
+                }
                 add_scaled_up(&mut acct.reserved, &rdp, 1);
                 self.pending.insert(id, Pending { key, rdp });
-                self.next_id = self.next_id.max(id + 1);
+                self.next_id = self.next_id.max(next_id);
             }
             Record::Commit { id } | Record::Abort { id } => {
                 let commit = matches!(record, Record::Commit { .. });
@@ -329,11 +344,6 @@ impl Ledger {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let (records, valid) = parse(&bytes)?;
-        if valid < bytes.len() {
-            file.set_len(valid as u64)?;
-            file.sync_all()?;
-        }
-        file.seek(SeekFrom::Start(valid as u64))?;
         let mut inner = Inner {
             file,
             len: valid as u64,
@@ -346,35 +356,51 @@ impl Ledger {
             poisoned: false,
         };
         let mut records = records.into_iter();
-        match records.next() {
-            None => {
-                if valid < MAGIC.len() {
-                    inner.file.set_len(0)?;
-                    inner.file.seek(SeekFrom::Start(0))?;
-                    inner.file.write_all(MAGIC)?;
-                    inner.len = MAGIC.len() as u64;
+        // Replayed before anything is written, so a refused file is left as it was, torn tail
+        // and all; only then is a torn final record cut.
+        let first = records.next();
+        match &first {
+            None => {}
+            Some((offset, Record::Init { orders, pause_below })) => {
+                let offset = *offset;
+                validate_orders(orders)
+                    .map_err(|e| Error::Corrupt { offset, reason: e.to_string() })?;
+                if !(0.0..1.0).contains(pause_below) {
+                    return Err(Error::Corrupt {
+                        offset,
+                        reason: format!("pause threshold {pause_below} is not in [0, 1)"),
+                    });
                 }
-                inner.append(&Record::Init {
-                    orders: config.orders.clone(),
-                    pause_below: config.pause_below,
-                })?;
-                inner.file.sync_all()?;
-            }
-            Some(Record::Init { orders, pause_below }) => {
-                validate_orders(&orders)
-                    .map_err(|e| Error::Corrupt { offset: 8, reason: e.to_string() })?;
-                inner.orders = orders;
-                inner.pause_below = pause_below;
-                for r in records {
-                    inner.apply(r, 0)?;
+                inner.orders.clone_from(orders);
+                inner.pause_below = *pause_below;
+                for (offset, r) in records {
+                    inner.apply(r, offset)?;
                 }
             }
-            Some(_) => {
+            Some((offset, _)) => {
                 return Err(Error::Corrupt {
-                    offset: 8,
+                    offset: *offset,
                     reason: "first record is not Init".into(),
                 });
             }
+        }
+        if valid < bytes.len() {
+            inner.file.set_len(valid as u64)?;
+            inner.file.sync_all()?;
+        }
+        inner.file.seek(SeekFrom::Start(valid as u64))?;
+        if first.is_none() {
+            if valid < MAGIC.len() {
+                inner.file.set_len(0)?;
+                inner.file.seek(SeekFrom::Start(0))?;
+                inner.file.write_all(MAGIC)?;
+                inner.len = MAGIC.len() as u64;
+            }
+            inner.append(&Record::Init {
+                orders: config.orders.clone(),
+                pause_below: config.pause_below,
+            })?;
+            inner.file.sync_all()?;
         }
         Ok(Self { path, inner: Mutex::new(inner) })
     }
@@ -568,5 +594,84 @@ impl Ledger {
         let mut v: Vec<_> = inner.accounts.keys().cloned().collect();
         v.sort();
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger file of `records` (each framed with a correct checksum), plus `tail`.
+    fn file_of(records: &[Record], tail: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        for r in records {
+            out.extend(frame(r).unwrap());
+        }
+        out.extend_from_slice(tail);
+        out
+    }
+
+    fn init(pause_below: f64) -> Record {
+        Record::Init { orders: default_orders(), pause_below }
+    }
+
+    fn register(name: &str) -> Record {
+        Record::Register {
+            partner: PartnerId::new(name).unwrap(),
+            version: 0,
+            epsilon: 8.0,
+            delta: 1e-5,
+        }
+    }
+
+    fn reserve(id: u64, value: f64) -> Record {
+        Record::Reserve {
+            id,
+            partner: PartnerId::new("p").unwrap(),
+            version: 0,
+            rdp: vec![value; default_orders().len()],
+            label: String::new(),
+        }
+    }
+
+    /// Records that pass their checksums but that the ledger itself never writes are
+    /// corruption: refused, naming the record's offset, with the file left byte for byte as it
+    /// was (torn tail included). Before, a second `Register` zeroed what the partner had spent,
+    /// a negative or NaN charge handed budget back, a NaN pause threshold never paused, a
+    /// repeated reservation id leaked its charge and id 2⁶⁴ − 1 overflowed.
+    #[test]
+    fn replay_refuses_records_the_ledger_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger");
+        let second = (MAGIC.len() + frame(&init(0.1)).unwrap().len()) as u64;
+        let third = second + frame(&register("p")).unwrap().len() as u64;
+        let cases: [(Vec<Record>, u64); 9] = [
+            (vec![init(f64::NAN)], 8),
+            (vec![init(1.0)], 8),
+            (vec![init(-0.1)], 8),
+            (vec![init(0.1), register("p"), register("p")], third),
+            (vec![init(0.1), register("p"), reserve(1, -1.0)], third),
+            (vec![init(0.1), register("p"), reserve(1, f64::NAN)], third),
+            (vec![init(0.1), register("p"), reserve(u64::MAX, 1.0)], third),
+            (vec![init(0.1), register("p"), reserve(1, 1.0), reserve(1, 1.0)], {
+                third + frame(&reserve(1, 1.0)).unwrap().len() as u64
+            }),
+            (vec![register("p")], 8),
+        ];
+        for (records, offset) in cases {
+            let bytes = file_of(&records, &[0x30, 0, 0, 0, 1]);
+            std::fs::write(&path, &bytes).unwrap();
+            match Ledger::open(&path, &LedgerConfig::default()) {
+                Err(Error::Corrupt { offset: at, .. }) => assert_eq!(at, offset, "{records:?}"),
+                other => panic!("{records:?} opened: {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{records:?}");
+        }
+        // An infinite RDP value (an order without a finite bound) is a charge, not corruption.
+        let bytes = file_of(&[init(0.1), register("p"), reserve(1, f64::INFINITY)], &[]);
+        std::fs::write(&path, &bytes).unwrap();
+        let ledger = Ledger::open(&path, &LedgerConfig::default()).unwrap();
+        let status = ledger.status(&PartnerId::new("p").unwrap(), ModelVersion(0)).unwrap();
+        assert!(status.spent_epsilon > 0.0 && status.paused, "{status:?}");
     }
 }
