@@ -233,6 +233,14 @@ struct Pair {
     alternative: bool,
 }
 
+impl Pair {
+    /// Whether this value goes on from the one before it, as the far end of a range or the
+    /// next in a list: the two are then read as one range.
+    fn continues(&self) -> bool {
+        self.joined || self.listed
+    }
+}
+
 /// The number (range) and unit pairs found in an entity, in order. Qualifiers such as `~`,
 /// `approx.`, `≥` are skipped; ranges are `a-b`, `a–b`, `a to b`; a unit with a negative
 /// exponent or `per` becomes a quotient (`mol l-1` and `mol per l` → `mol/l`).
@@ -623,7 +631,7 @@ fn read_amount(text: &str) -> Option<Quantity> {
         }
         q => q?,
     };
-    Some(match found.get(1).filter(|p| p.joined || p.listed).and_then(amount_of) {
+    Some(match found.get(1).filter(|p| p.continues()).and_then(amount_of) {
         // "400 µl – 1 ml", "1 pg–100 ng": a range whose ends carry units; "400 µL and 500 µL"
         // a list of them, read as one range as `15 or 50 ml` is.
         Some(second) if second.unit == first.unit && first.unit != Unit::Count => {
@@ -668,7 +676,7 @@ fn span(a: Quantity, b: Quantity) -> Quantity {
 /// is (`37.51 (3 µg/mL)` lists nothing).
 fn lend_unit_to_bare_numbers(found: &mut Vec<Pair>) {
     let bare = found.iter().take_while(|p| p.unit.is_empty()).count();
-    if bare == 0 || bare >= found.len() || !found[1..=bare].iter().all(|p| p.listed || p.joined) {
+    if bare == 0 || bare >= found.len() || !found[1..=bare].iter().all(Pair::continues) {
         return;
     }
     let value = found[..=bare].iter().fold(found[bare].range, |r, p| r.hull(p.range));
@@ -864,7 +872,7 @@ fn read_units_concentration(text: &str) -> Option<Quantity> {
         parse_concentration_unit(&p.unit)
             .map(|(unit, f)| Quantity { value: p.range.scale(f), unit })
     };
-    let second = found.get(1).filter(|p| p.joined || p.listed);
+    let second = found.get(1).filter(|p| p.continues());
     // "7x105 – 2x107 cells/mL": the first end of a range gets the second end's unit.
     let first = match (found.first()?, second) {
         (first, Some(second)) if first.unit.is_empty() => {
@@ -1137,7 +1145,7 @@ fn read_speed(text: &str) -> Option<Quantity> {
     // units (the second end is read only when its own unit is a speed's).
     let second = found
         .get(1)
-        .filter(|p| p.joined || p.listed)
+        .filter(|p| p.continues())
         .and_then(|p| speed(p, ""))
         .filter(|q| q.unit == first.unit);
     Some(second.map_or(first, |second| span(first, second)))
