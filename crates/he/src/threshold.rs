@@ -93,6 +93,13 @@ impl ThresholdKey {
         check_counts(self.parties, self.threshold)
     }
 
+    /// Δ = l!, which clears the Lagrange denominators; computed only for a key that
+    /// [`Self::validate`] accepts, so a corrupt party count fails instead of running for days.
+    fn delta(&self) -> Result<BigUint> {
+        self.validate()?;
+        Ok(factorial(self.parties))
+    }
+
     /// Deals a threshold key with safe primes of `bits / 2` bits each: generating safe primes
     /// takes a few seconds at 2048 bits (0.2–3 s measured on 2 cores). Returns the public parameters and the l shares.
     ///
@@ -185,7 +192,7 @@ impl ThresholdKey {
     /// is not a valid decryption (a wrong share); [`Self::validate`]'s error for a key whose
     /// counts are out of range (with t = 0, no shares at all had "decrypted" to 0).
     pub fn combine(&self, shares: &[DecryptionShare]) -> Result<BigUint> {
-        self.validate()?;
+        let delta = BigInt::from(self.delta()?);
         let t = self.threshold as usize;
         let mut used: Vec<&DecryptionShare> = Vec::with_capacity(t);
         for s in shares {
@@ -207,7 +214,6 @@ impl ThresholdKey {
         }
         let n = self.public.n();
         let n_sq = self.public.n_squared();
-        let delta = BigInt::from(factorial(self.parties));
         let mut acc = BigUint::one();
         for s in &used {
             let i = BigInt::from(s.index);
@@ -260,10 +266,11 @@ impl KeyShare {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidCiphertext`] for a ciphertext that is not a unit below n².
+    /// [`Error::InvalidCiphertext`] for a ciphertext that is not a unit below n²;
+    /// [`ThresholdKey::validate`]'s error for a key whose counts are out of range.
     pub fn decrypt_share(&self, key: &ThresholdKey, c: &Ciphertext) -> Result<DecryptionShare> {
         key.public.validate(c)?;
-        let delta = factorial(key.parties);
+        let delta = key.delta()?;
         let mut e = self.share.clone() * &delta * 2u32;
         let value = self.n_sq.pow(c.value(), &e, self.exponent_bits + delta.bits() + 1)?;
         wipe(&mut e);
@@ -440,6 +447,10 @@ mod tests {
             assert!(bad.combine(&[]).is_err(), "{threshold} of {parties}");
             assert!(bad.combine(std::slice::from_ref(&share)).is_err(), "{threshold} of {parties}");
         }
+        // A share holder handed a key claiming 2³² − 1 parties refuses it rather than compute
+        // (2³² − 1)!.
+        let huge = ThresholdKey { parties: u32::MAX, ..key };
+        assert!(shares[0].decrypt_share(&huge, &c).is_err());
         Ok(())
     }
 }
