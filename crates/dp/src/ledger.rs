@@ -138,6 +138,11 @@ fn frame(record: &Record) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A pause threshold is a fraction in [0, 1) (NaN is not one).
+fn check_pause_below(x: f64) -> std::result::Result<(), String> {
+    if (0.0..1.0).contains(&x) { Ok(()) } else { Err(format!("{x} is not in [0, 1)")) }
+}
+
 /// Parses the records of a ledger file; returns them with their offsets and the length of the
 /// valid prefix (shorter than `bytes` only for a torn final record).
 fn parse(bytes: &[u8]) -> Result<(Vec<(u64, Record)>, usize)> {
@@ -316,12 +321,7 @@ impl Ledger {
     /// a torn final record; [`Error::Io`]; [`Error::InvalidParameter`] for a bad configuration.
     pub fn open(path: impl AsRef<Path>, config: &LedgerConfig) -> Result<Self> {
         validate_orders(&config.orders)?;
-        if !(config.pause_below >= 0.0 && config.pause_below < 1.0) {
-            return Err(Error::param(
-                "pause_below",
-                format!("{} is not in [0, 1)", config.pause_below),
-            ));
-        }
+        check_pause_below(config.pause_below).map_err(|e| Error::param("pause_below", e))?;
         let path = path.as_ref().to_path_buf();
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
@@ -358,38 +358,30 @@ impl Ledger {
         let mut records = records.into_iter();
         // Replayed before anything is written, so a refused file is left as it was, torn tail
         // and all; only then is a torn final record cut.
-        let first = records.next();
-        match &first {
-            None => {}
+        let fresh = match records.next() {
+            None => true,
             Some((offset, Record::Init { orders, pause_below })) => {
-                let offset = *offset;
-                validate_orders(orders)
-                    .map_err(|e| Error::Corrupt { offset, reason: e.to_string() })?;
-                if !(0.0..1.0).contains(pause_below) {
-                    return Err(Error::Corrupt {
-                        offset,
-                        reason: format!("pause threshold {pause_below} is not in [0, 1)"),
-                    });
-                }
-                inner.orders.clone_from(orders);
-                inner.pause_below = *pause_below;
+                let corrupt = |reason: String| Error::Corrupt { offset, reason };
+                validate_orders(&orders).map_err(|e| corrupt(e.to_string()))?;
+                check_pause_below(pause_below)
+                    .map_err(|e| corrupt(format!("pause threshold {e}")))?;
+                inner.orders = orders;
+                inner.pause_below = pause_below;
                 for (offset, r) in records {
                     inner.apply(r, offset)?;
                 }
+                false
             }
             Some((offset, _)) => {
-                return Err(Error::Corrupt {
-                    offset: *offset,
-                    reason: "first record is not Init".into(),
-                });
+                return Err(Error::Corrupt { offset, reason: "first record is not Init".into() });
             }
-        }
+        };
         if valid < bytes.len() {
             inner.file.set_len(valid as u64)?;
             inner.file.sync_all()?;
         }
         inner.file.seek(SeekFrom::Start(valid as u64))?;
-        if first.is_none() {
+        if fresh {
             if valid < MAGIC.len() {
                 inner.file.set_len(0)?;
                 inner.file.seek(SeekFrom::Start(0))?;

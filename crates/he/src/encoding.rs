@@ -223,8 +223,9 @@ impl EncodedNumber {
         let m = self.mantissa(pk)?;
         if self.exponent > MAX_DECODE_EXPONENT {
             return Err(Error::OutOfRange(format!(
-                "exponent {} above {MAX_DECODE_EXPONENT}: the integer would have over 2^18 bits",
-                self.exponent
+                "exponent {} above {MAX_DECODE_EXPONENT}: the integer would have over {} bits",
+                self.exponent,
+                4 * i64::from(MAX_DECODE_EXPONENT)
             )));
         }
         if self.exponent >= 0 {

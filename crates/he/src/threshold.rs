@@ -362,13 +362,25 @@ mod tests {
 
     use super::*;
 
+    /// A toy t-of-l key dealt from `seed`, its shares, and an encryption of `m` under it.
+    fn dealt(
+        seed: u64,
+        parties: u32,
+        threshold: u32,
+        m: u64,
+    ) -> Result<(ThresholdKey, Vec<KeyShare>, Ciphertext, ChaCha20Rng)> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let (key, shares) =
+            ThresholdKey::deal_insecure_for_tests(256, parties, threshold, &mut rng)?;
+        let c = key.public.encrypt_raw(&BigUint::from(m), &mut rng)?;
+        Ok((key, shares, c, rng))
+    }
+
     #[test]
     fn any_t_of_l_decrypt_and_fewer_cannot() -> Result<()> {
-        let mut rng = ChaCha20Rng::seed_from_u64(4);
-        let (key, shares) = ThresholdKey::deal_insecure_for_tests(256, 5, 3, &mut rng)?;
-        let pk = &key.public;
         let m = BigUint::from(123_456_789u64);
-        let c = pk.encrypt_raw(&m, &mut rng)?;
+        let (key, shares, c, mut rng) = dealt(4, 5, 3, 123_456_789)?;
+        let pk = &key.public;
         // A sum, decrypted by different subsets.
         let c2 = pk.add(&c, &pk.encrypt_raw(&BigUint::from(1u32), &mut rng)?);
         let all: Vec<DecryptionShare> =
@@ -400,9 +412,7 @@ mod tests {
 
     #[test]
     fn party_keys_round_trip_through_json_and_reject_bad_parts() -> Result<()> {
-        let mut rng = ChaCha20Rng::seed_from_u64(5);
-        let (key, shares) = ThresholdKey::deal_insecure_for_tests(256, 3, 2, &mut rng)?;
-        let c = key.public.encrypt_raw(&BigUint::from(77u32), &mut rng)?;
+        let (key, shares, c, mut rng) = dealt(5, 3, 2, 77)?;
         let mut restored = Vec::new();
         for s in shares {
             let party = PartyKey { key: key.clone(), share: s };
@@ -437,9 +447,7 @@ mod tests {
 
     #[test]
     fn a_key_with_a_threshold_of_zero_decrypts_nothing() -> Result<()> {
-        let mut rng = ChaCha20Rng::seed_from_u64(6);
-        let (key, shares) = ThresholdKey::deal_insecure_for_tests(256, 3, 2, &mut rng)?;
-        let c = key.public.encrypt_raw(&BigUint::from(5u32), &mut rng)?;
+        let (key, shares, c, _) = dealt(6, 3, 2, 5)?;
         let share = shares[0].decrypt_share(&key, &c)?;
         // Before the check, t = 0 combined no shares into the "plaintext" 0.
         for (parties, threshold) in [(3, 0), (3, 4), (0, 0)] {

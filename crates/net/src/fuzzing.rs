@@ -10,6 +10,7 @@ use crate::frame::FrameDecoder;
 use crate::ingest::{ApiKeys, IngestRequest, handle};
 use crate::messages::{ClientMsg, decode};
 use crate::network::{Downlink, Uplink};
+use crate::paillier::{PaillierSetup, deal_insecure_for_tests};
 
 /// Everything a server reads from an untrusted connection: the byte stream is split into frames
 /// (1 MiB limit); each frame is decoded as an uplink frame, a client message, a downlink frame
@@ -58,15 +59,13 @@ pub fn network_frames(data: &[u8]) {
 }
 
 /// A dealt 256-bit 2-of-3 threshold key (toy size, so each run is cheap).
-fn fuzz_paillier_key() -> Option<&'static (crate::paillier::PaillierSetup, Vec<fl_he::PartyKey>)> {
-    static KEY: OnceLock<Option<(crate::paillier::PaillierSetup, Vec<fl_he::PartyKey>)>> =
-        OnceLock::new();
+fn fuzz_paillier_key() -> Option<&'static (PaillierSetup, Vec<fl_he::PartyKey>)> {
+    static KEY: OnceLock<Option<(PaillierSetup, Vec<fl_he::PartyKey>)>> = OnceLock::new();
     KEY.get_or_init(|| {
         let mut rng = rand::rngs::ChaCha20Rng::from_seed([9; 32]);
         let partners: Vec<PartnerId> =
             ["a", "b", "c"].iter().filter_map(|p| PartnerId::new(*p).ok()).collect();
-        let (setup, keys) =
-            crate::paillier::deal_insecure_for_tests(&partners, 2, 256, &mut rng).ok()?;
+        let (setup, keys) = deal_insecure_for_tests(&partners, 2, 256, &mut rng).ok()?;
         Some((setup, keys.into_iter().map(|(_, k)| k).collect()))
     })
     .as_ref()
@@ -99,7 +98,7 @@ pub fn paillier_inputs(data: &[u8]) {
         assert_eq!(first, second, "two share sets decrypt one ciphertext differently");
     }
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(other) = serde_json::from_str::<crate::paillier::PaillierSetup>(text) {
+    if let Ok(other) = serde_json::from_str::<PaillierSetup>(text) {
         let _ = other.validate();
     }
     if let Ok(party) = serde_json::from_str::<PartyKey>(text)
