@@ -96,6 +96,10 @@ pub enum Error {
     /// TLS setup or handshake.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The state directory cannot be resumed from (its files contradict each other or the
+    /// configuration).
+    #[error("state directory: {0}")]
+    State(String),
     /// A peer that did not answer in time.
     #[error("timed out: {0}")]
     Timeout(String),

@@ -34,7 +34,7 @@ use crate::auth::{
 use crate::coordinator::{Advance, Coordinator, Outbox};
 use crate::frame::{FrameDecoder, encode_frame};
 use crate::messages::{ClientMsg, ServerMsg, decode, encode};
-use crate::state::{now_ms, save_checkpoint, write_json_atomic};
+use crate::state::{now_ms, save_checkpoint};
 use crate::{Error, FederationConfig, Participant, Result};
 
 /// Largest handshake frame (an auth response is ~150 bytes).
@@ -599,7 +599,6 @@ pub async fn serve(
                         coordinator.global(),
                         &cfg.state_dir.join("model.safetensors"),
                     )?;
-                    save_progress(&cfg.state_dir, coordinator.completed())?;
                     let accuracy = match &cfg.evaluation {
                         Some((model, test)) => {
                             Some(evaluate(model, coordinator.global(), test)?.accuracy)
@@ -645,21 +644,14 @@ pub async fn serve(
     Ok(ServeReport { rounds, initial_accuracy, refused })
 }
 
-/// `progress.json`: rounds completed with a saved checkpoint.
-#[derive(Serialize, Deserialize)]
-struct Progress {
-    completed: u64,
-}
-
-fn save_progress(dir: &Path, completed: Round) -> Result<()> {
-    write_json_atomic(&dir.join("progress.json"), &Progress { completed: completed.0 })
-}
-
 /// How a restarted server picked up its state.
 #[derive(Clone, Debug, Serialize)]
 pub struct Resumed {
-    /// Rounds completed before the restart (the checkpoint's).
+    /// Rounds completed before the restart whose model the checkpoint holds.
     pub completed: u64,
+    /// A round the audit log records whose aggregate never reached the checkpoint (the server
+    /// stopped between the two writes): it runs again, and its DP charges stand.
+    pub rerun_round: Option<u64>,
     /// Open reservations of an interrupted round that were aborted (secure aggregation: the
     /// server never saw an update or a sum from that round).
     pub aborted_reservations: usize,
@@ -670,20 +662,27 @@ pub struct Resumed {
 }
 
 /// A fresh federation, or the one in the state directory resumed from its last checkpoint.
+///
+/// The audit log decides where a restart resumes: its last round entry names the aggregate the
+/// checkpoint must hold ([`crate::state::resume_point`]); the checkpoint must also fit the
+/// configured model. A restart is itself logged (`resumed` event, with the digest of the
+/// configuration it resumed under).
 fn open_state(cfg: &ServeConfig, audit_path: &Path) -> Result<(Coordinator, Option<Resumed>)> {
-    let ledger = match cfg.federation.dp {
-        crate::DpSetting::Off => None,
-        _ => Some(fl_dp::Ledger::open(
-            cfg.state_dir.join("budget.ledger"),
-            &fl_dp::LedgerConfig::default(),
-        )?),
-    };
+    let checkpoint_path = cfg.state_dir.join("model.safetensors");
+    let config_json =
+        serde_json::to_string(&cfg.federation).map_err(|e| Error::Malformed(e.to_string()))?;
     if !audit_path.exists() {
-        let genesis =
-            serde_json::to_string(&cfg.federation).map_err(|e| Error::Malformed(e.to_string()))?;
+        if checkpoint_path.exists() {
+            return Err(Error::State(format!(
+                "{} exists but there is no audit log: a federation's checkpoint is never resumed \
+                 without the log that accounts for it",
+                checkpoint_path.display()
+            )));
+        }
+        let ledger = open_ledger(cfg)?;
         let audit = fl_audit::AuditLog::create(
             audit_path,
-            fl_audit::Entry::genesis(cfg.federation.name.clone(), genesis),
+            fl_audit::Entry::genesis(cfg.federation.name.clone(), config_json),
             now_ms(),
             fl_audit::Durability::EveryAppend,
         )?;
@@ -697,22 +696,30 @@ fn open_state(cfg: &ServeConfig, audit_path: &Path) -> Result<(Coordinator, Opti
         )?;
         return Ok((c, None));
     }
-    let (audit, recovery) =
+    let (mut audit, recovery) =
         fl_audit::AuditLog::open(audit_path, fl_audit::Durability::EveryAppend)?;
-    let completed = match std::fs::read_to_string(cfg.state_dir.join("progress.json")) {
-        Ok(t) => {
-            serde_json::from_str::<Progress>(&t)
-                .map_err(|e| Error::Malformed(format!("progress.json: {e}")))?
-                .completed
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(e.into()),
-    };
-    let initial = if completed > 0 {
-        fl_core::load_safetensors(cfg.state_dir.join("model.safetensors"))?
+    let records =
+        fl_audit::read_records(&std::fs::read(audit_path)?).map_err(fl_audit::Error::Tampered)?;
+    let from_checkpoint = checkpoint_path.exists();
+    let initial = if from_checkpoint {
+        let saved: ModelParams<f32> = fl_core::load_safetensors(&checkpoint_path)?;
+        cfg.initial.spec().ensure_same(saved.spec()).map_err(|e| {
+            Error::State(format!(
+                "{} does not fit the configured model: {e}",
+                checkpoint_path.display()
+            ))
+        })?;
+        saved
     } else {
         cfg.initial.clone()
     };
+    let point = crate::state::resume_point(
+        crate::state::LoggedRound::last(&records),
+        fl_audit::Digest::of_params(&initial),
+        from_checkpoint,
+    )?;
+    // Checked before the ledger is touched: a refused state directory is left as it was.
+    let ledger = open_ledger(cfg)?;
     let (mut aborted, mut committed) = (0, 0);
     if let Some(l) = &ledger {
         // An interrupted round never finished: under secure aggregation nothing of it was
@@ -728,23 +735,60 @@ fn open_state(cfg: &ServeConfig, audit_path: &Path) -> Result<(Coordinator, Opti
             }
         }
     }
+    let resumed = Resumed {
+        completed: point.completed(),
+        rerun_round: match point {
+            crate::state::ResumePoint::Rerun(r) => Some(r),
+            crate::state::ResumePoint::After(_) => None,
+        },
+        aborted_reservations: aborted,
+        committed_reservations: committed,
+        audit_truncated_bytes: recovery.truncated_bytes,
+    };
+    audit.append(resumed.audit_entry(&config_json), now_ms())?;
     let c = Coordinator::new(
         cfg.federation.clone(),
         initial,
-        Round(completed),
+        Round(resumed.completed),
         ledger,
         Some(audit),
         fl_dp::csprng()?,
     )?;
-    Ok((
-        c,
-        Some(Resumed {
-            completed,
-            aborted_reservations: aborted,
-            committed_reservations: committed,
-            audit_truncated_bytes: recovery.truncated_bytes,
-        }),
-    ))
+    Ok((c, Some(resumed)))
+}
+
+impl Resumed {
+    /// The `resumed` audit event: what the restart found and did, and the digest of the
+    /// configuration the federation goes on under (compare with the genesis record's).
+    fn audit_entry(&self, config_json: &str) -> fl_audit::Entry {
+        use fl_audit::Extension;
+        let int = |v: u64| Extension::Int(i64::try_from(v).unwrap_or(i64::MAX));
+        let mut fields = BTreeMap::from([
+            ("completed".to_owned(), int(self.completed)),
+            ("aborted_reservations".to_owned(), int(self.aborted_reservations as u64)),
+            ("committed_reservations".to_owned(), int(self.committed_reservations as u64)),
+            ("audit_truncated_bytes".to_owned(), int(self.audit_truncated_bytes)),
+            (
+                "config_digest".to_owned(),
+                Extension::Digest(fl_audit::Digest::of(config_json.as_bytes())),
+            ),
+        ]);
+        if let Some(r) = self.rerun_round {
+            fields.insert("rerun_round".to_owned(), int(r));
+        }
+        fl_audit::Entry::Event { kind: "resumed".into(), fields }
+    }
+}
+
+/// The budget ledger, when the federation uses differential privacy.
+fn open_ledger(cfg: &ServeConfig) -> Result<Option<fl_dp::Ledger>> {
+    Ok(match cfg.federation.dp {
+        crate::DpSetting::Off => None,
+        _ => Some(fl_dp::Ledger::open(
+            cfg.state_dir.join("budget.ledger"),
+            &fl_dp::LedgerConfig::default(),
+        )?),
+    })
 }
 
 /// Client settings.

@@ -98,10 +98,20 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
             println!("listening on {a} (state in {})", args.state.display())
         }
         ServeEvent::Joined(p) => println!("joined: {p}"),
-        ServeEvent::Resumed(r) => println!(
-            "resumed after round {} (interrupted round's reservations: {} aborted, {} committed; {} torn audit bytes cut)",
-            r.completed, r.aborted_reservations, r.committed_reservations, r.audit_truncated_bytes
-        ),
+        ServeEvent::Resumed(r) => {
+            println!(
+                "resumed after round {} (interrupted round's reservations: {} aborted, {} committed; {} torn audit bytes cut)",
+                r.completed,
+                r.aborted_reservations,
+                r.committed_reservations,
+                r.audit_truncated_bytes
+            );
+            if let Some(round) = r.rerun_round {
+                println!(
+                    "round {round} is in the audit log but its model was not saved: it runs again (its DP charges stand)"
+                );
+            }
+        }
         ServeEvent::Refused { peer, reason } => println!("refused {peer}: {reason}"),
         ServeEvent::Round(r) => match (&r.aborted, r.accuracy) {
             (Some(reason), _) => println!("round {:>3} aborted: {reason}", r.round),
