@@ -135,24 +135,26 @@ impl AuditLog {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let mut recovery = Recovery::default();
-        let report = match verify_bytes(&bytes) {
-            Ok(r) => r,
+        // Everything is checked before the file is cut, so a refused log is left as it was.
+        let (report, keep) = match verify_bytes(&bytes) {
+            Ok(r) => (r, bytes.len()),
             Err(fault @ (Fault::Truncated { offset, .. } | Fault::BadFraming { offset, .. })) => {
                 // Only a final frame may be cut: check that it extends to the end of the file.
                 let off = usize::try_from(offset).map_err(|_| Error::Internal("offset"))?;
                 if !is_final_frame(&bytes, off) {
                     return Err(Error::Tampered(fault));
                 }
-                let clean = verify_bytes(&bytes[..off]).map_err(Error::Tampered)?;
-                recovery.truncated_bytes = (bytes.len() - off) as u64;
-                file.set_len(off as u64)?;
-                file.sync_all()?;
-                bytes.truncate(off);
-                clean
+                (verify_bytes(&bytes[..off]).map_err(Error::Tampered)?, off)
             }
             Err(fault) => return Err(Error::Tampered(fault)),
         };
         let head = report.head.ok_or(Error::Tampered(Fault::Genesis { sequence: 0 }))?;
+        if keep < bytes.len() {
+            recovery.truncated_bytes = (bytes.len() - keep) as u64;
+            file.set_len(keep as u64)?;
+            file.sync_all()?;
+            bytes.truncate(keep);
+        }
         file.seek(SeekFrom::Start(bytes.len() as u64))?;
         Ok((
             Self { path, file, len: bytes.len() as u64, head, durability, poisoned: false },

@@ -290,6 +290,15 @@ fn recovery_cuts_only_a_torn_final_record() -> TestResult {
         Err(Error::Tampered(Fault::BadFraming { sequence: 2, .. }))
     ));
     assert_eq!(std::fs::read(&path)?, bad);
+    // A torn genesis (a crash inside `create`) leaves nothing to append to: refused, and the
+    // torn bytes stay for the operator to inspect.
+    let torn_genesis = &good[..r.frames[0].offset + 10];
+    std::fs::write(&path, torn_genesis)?;
+    assert!(matches!(
+        AuditLog::open(&path, Durability::EveryAppend),
+        Err(Error::Tampered(Fault::Genesis { sequence: 0 }))
+    ));
+    assert_eq!(std::fs::read(&path)?, torn_genesis);
     Ok(())
 }
 

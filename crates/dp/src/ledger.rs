@@ -34,7 +34,7 @@ use crate::conversion::epsilon_from_rdp;
 use crate::rdp::{default_orders, validate_orders};
 use crate::{Error, PrivacyBudget, Result};
 
-const MAGIC: &[u8; 8] = b"MSFLLDG1";
+pub(crate) const MAGIC: &[u8; 8] = b"MSFLLDG1";
 /// Largest record accepted (a reservation carries one f64 per order).
 const MAX_RECORD: u32 = 1 << 20;
 
@@ -127,15 +127,19 @@ impl std::fmt::Debug for Ledger {
 fn frame(record: &Record) -> Result<Vec<u8>> {
     let payload =
         postcard::to_allocvec(record).map_err(|_| Error::Internal("record encoding failed"))?;
-    let len = u32::try_from(payload.len())
-        .ok()
-        .filter(|&l| l <= MAX_RECORD)
-        .ok_or(Error::Internal("record too large"))?;
+    if payload.len() > MAX_RECORD as usize {
+        return Err(Error::Internal("record too large"));
+    }
+    Ok(checksummed(&payload))
+}
+
+/// `[len: u32 LE][crc32: u32 LE][payload]` for a payload of at most [`MAX_RECORD`] bytes.
+pub(crate) fn checksummed(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + payload.len());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    out.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
 }
 
 /// A pause threshold is a fraction in [0, 1) (NaN is not one).

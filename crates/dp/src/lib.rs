@@ -20,6 +20,7 @@ pub mod clipping;
 pub mod conversion;
 pub mod dpfedavg;
 mod error;
+pub mod fuzzing;
 pub mod ledger;
 pub mod mechanisms;
 pub mod rdp;
