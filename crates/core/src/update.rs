@@ -20,8 +20,9 @@ impl PartnerId {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidPartnerId`] if it is empty, longer than 128 bytes, or has a character
-    /// outside `[A-Za-z0-9._:@-]`.
+    /// [`Error::InvalidPartnerId`] if it is empty, longer than 128 bytes, has a character
+    /// outside `[A-Za-z0-9._:@-]`, or is `.` or `..` (servers name a partner's directory by its
+    /// id; those two would name the directory itself or its parent).
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
         let reason = if id.is_empty() {
@@ -30,6 +31,8 @@ impl PartnerId {
             "longer than 128 bytes"
         } else if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b)) {
             "characters outside [A-Za-z0-9._:@-]"
+        } else if id == "." || id == ".." {
+            "a path component ('.' or '..')"
         } else {
             return Ok(Self(id));
         };
@@ -165,10 +168,12 @@ mod tests {
     #[test]
     fn partner_ids_are_validated() {
         assert!(PartnerId::new("lab-7.eu@site:2").is_ok());
-        for bad in ["", "a b", "a/b", "ü", &"x".repeat(129)] {
+        assert!(PartnerId::new("...").is_ok());
+        for bad in ["", "a b", "a/b", "ü", &"x".repeat(129), ".", ".."] {
             assert!(matches!(PartnerId::new(bad), Err(Error::InvalidPartnerId { .. })), "{bad:?}");
         }
         assert!(serde_json::from_str::<PartnerId>("\"../etc\"").is_err());
+        assert!(serde_json::from_str::<PartnerId>("\"..\"").is_err());
         assert_eq!(serde_json::from_str::<PartnerId>("\"lab1\"").unwrap().as_str(), "lab1");
     }
 

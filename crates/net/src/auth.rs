@@ -199,6 +199,14 @@ impl Identity {
     }
 }
 
+/// The partner enrolled with `key`, if any.
+fn holder_of<'a>(
+    partners: &'a BTreeMap<PartnerId, VerifyingKey>,
+    key: &VerifyingKey,
+) -> Option<&'a PartnerId> {
+    partners.iter().find(|(_, k)| *k == key).map(|(p, _)| p)
+}
+
 fn signature(bytes: &[u8]) -> Result<Signature> {
     let b: [u8; 64] =
         bytes.try_into().map_err(|_| Error::Auth("signature is not 64 bytes".into()))?;
@@ -228,10 +236,18 @@ impl Registry {
             Ok(text) => {
                 let f: RegistryFile = serde_json::from_str(&text)
                     .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))?;
-                f.partners
-                    .into_iter()
-                    .map(|(id, key)| Ok((PartnerId::new(id)?, parse_public_key(&key)?)))
-                    .collect::<Result<_>>()?
+                let mut partners = BTreeMap::new();
+                for (id, key) in f.partners {
+                    let (id, key) = (PartnerId::new(id)?, parse_public_key(&key)?);
+                    if let Some(other) = holder_of(&partners, &key) {
+                        return Err(Error::Auth(format!(
+                            "{}: {other} and {id} are enrolled with the same key",
+                            path.display()
+                        )));
+                    }
+                    partners.insert(id, key);
+                }
+                partners
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e.into()),
@@ -240,7 +256,9 @@ impl Registry {
     }
 
     /// Enrols `partner` with `key` and saves the registry (atomically: temp file + rename).
-    /// Enrolling the same key again is a no-op; a different key for an enrolled id is refused.
+    /// Enrolling the same key again is a no-op; a different key for an enrolled id is refused,
+    /// and so is a key enrolled under another id (its holder would count as two partners: two
+    /// updates a round, two privacy budgets). If saving fails, nothing is enrolled.
     ///
     /// # Errors
     ///
@@ -252,15 +270,20 @@ impl Registry {
             }
             return Err(Error::Auth(format!("{partner} is already enrolled with another key")));
         }
-        self.partners.insert(partner, key);
-        self.save()
+        if let Some(other) = holder_of(&self.partners, &key) {
+            return Err(Error::Auth(format!("this key is already enrolled for {other}")));
+        }
+        let mut partners = self.partners.clone();
+        partners.insert(partner, key);
+        self.save(&partners)?;
+        self.partners = partners;
+        Ok(())
     }
 
-    fn save(&self) -> Result<()> {
+    fn save(&self, partners: &BTreeMap<PartnerId, VerifyingKey>) -> Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
         let file = RegistryFile {
-            partners: self
-                .partners
+            partners: partners
                 .iter()
                 .map(|(p, k)| (p.as_str().to_owned(), hex(k.as_bytes())))
                 .collect(),
@@ -349,6 +372,35 @@ mod tests {
     use rand::rngs::ChaCha20Rng;
 
     use super::*;
+
+    #[test]
+    fn one_key_enrols_one_partner_and_a_failed_save_enrols_nobody() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("partners.json");
+        let alice = Identity::generate(PartnerId::new("alice").unwrap(), &mut rng);
+        let key = parse_public_key(&alice.public_key_hex()).unwrap();
+        let mut reg = Registry::open(&path).unwrap();
+        reg.enrol(alice.partner().clone(), key).unwrap();
+        let err = reg.enrol(PartnerId::new("alice-2").unwrap(), key).unwrap_err();
+        assert!(err.to_string().contains("already enrolled for alice"), "{err}");
+        assert_eq!(Registry::open(&path).unwrap().len(), 1);
+
+        // A file that gives two ids one key (edited by hand) is refused.
+        let k = alice.public_key_hex();
+        std::fs::write(&path, format!(r#"{{"partners": {{"alice": "{k}", "bob": "{k}"}}}}"#))
+            .unwrap();
+        let err = Registry::open(&path).unwrap_err();
+        assert!(err.to_string().contains("alice and bob are enrolled with the same key"), "{err}");
+
+        // The registry's directory is gone: the enrolment fails and is not half-made.
+        let gone = dir.path().join("gone");
+        std::fs::create_dir(&gone).unwrap();
+        let mut reg = Registry::open(&gone.join("partners.json")).unwrap();
+        std::fs::remove_dir(&gone).unwrap();
+        assert!(reg.enrol(alice.partner().clone(), key).is_err());
+        assert!(reg.is_empty());
+    }
 
     #[test]
     fn challenge_response_signed_messages_and_replays() {

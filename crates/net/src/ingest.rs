@@ -125,7 +125,7 @@ impl ApiKeys {
     }
 
     /// Issues a new key for `partner` (replacing any old one) and returns it; only its hash is
-    /// stored.
+    /// stored. If saving fails, the old key stays valid and nothing changes.
     ///
     /// # Errors
     ///
@@ -134,11 +134,13 @@ impl ApiKeys {
         let mut raw = Zeroizing::new([0u8; 32]);
         rand::Rng::fill_bytes(&mut fl_dp::csprng()?, raw.as_mut());
         let key = Zeroizing::new(hex(raw.as_ref()));
-        self.hashes.insert(partner, Sha256::digest(key.as_bytes()).into());
+        let mut hashes = self.hashes.clone();
+        hashes.insert(partner, Sha256::digest(key.as_bytes()).into());
         let file = ApiKeyFile {
-            sha256: self.hashes.iter().map(|(p, h)| (p.as_str().to_owned(), hex(h))).collect(),
+            sha256: hashes.iter().map(|(p, h)| (p.as_str().to_owned(), hex(h))).collect(),
         };
         write_json_atomic(&self.path, &file)?;
+        self.hashes = hashes;
         Ok(key)
     }
 
@@ -291,6 +293,14 @@ mod tests {
                 .unwrap()
                 .contains(key.as_str())
         );
+        // A reissue that cannot be saved leaves the old key valid.
+        let gone = dir.path().join("gone");
+        std::fs::create_dir(&gone).unwrap();
+        let mut moved = ApiKeys::open(&gone.join("apikeys.json")).unwrap();
+        let old = moved.issue(PartnerId::new("lab-b").unwrap()).unwrap();
+        std::fs::remove_dir_all(&gone).unwrap();
+        assert!(moved.issue(PartnerId::new("lab-b").unwrap()).is_err());
+        assert_eq!(moved.verify(&old).unwrap().as_str(), "lab-b");
 
         let spec = fl_tiers::spec::extract("T\nAdd 5 ml water.").unwrap();
         let root = dir.path().join("submissions");
