@@ -69,6 +69,13 @@ impl FederationArgs {
         clients_per_round: usize,
         min_clients: usize,
     ) -> Result<FederationConfig, fl_net::Error> {
+        // 0 is the documented way to turn DP off; NaN or a negative budget is a mistake, not that.
+        if self.dp_epsilon.is_nan() || self.dp_epsilon < 0.0 {
+            return Err(fl_net::Error::Config {
+                name: "dp-epsilon",
+                reason: format!("{} is not a budget (0 turns DP off)", self.dp_epsilon),
+            });
+        }
         let dp = match (self.dp_epsilon > 0.0, self.dp_mode.as_str()) {
             (false, _) => DpSetting::Off,
             (true, "local") => DpSetting::LocalSgd {

@@ -69,6 +69,9 @@ fn simulate_writes_a_verifiable_run_and_errors_are_one_line()
         ["--privacy", "paillier", "--aggregator", "median"],
         ["--privacy", "he", "--aggregator", "fedavg"],
         ["--dataset", "cifar", "--aggregator", "fedavg"],
+        // NaN or a negative ε is not "DP off" (that is 0): it once ran without DP.
+        ["--dp-epsilon", "nan", "--aggregator", "fedavg"],
+        ["--dp-epsilon=-1", "--aggregator", "fedavg", "--dp-mode=local"],
     ] {
         let mut args = vec!["simulate", "--out", out.to_str().unwrap()];
         args.extend(bad);
