@@ -58,6 +58,18 @@ impl PrivacyMode {
     pub fn is_secure(self) -> bool {
         !matches!(self, Self::None)
     }
+
+    /// The fewest partners a round of this mode can aggregate: 3 under SecAgg(+), where each
+    /// input is masked with the keys of its neighbours and recovering a dropped partner needs
+    /// t ≥ 2 of them (Bonawitz et al., CCS 2017, §4: 2 ≤ t ≤ n − 1 — with two partners the sum
+    /// would also reveal each input to the other); 1 otherwise.
+    #[must_use]
+    pub fn min_partners(self) -> usize {
+        match self {
+            Self::SecAgg | Self::SecAggPlus => 3,
+            Self::None | Self::Paillier => 1,
+        }
+    }
 }
 
 /// The server's aggregation rule.
@@ -248,6 +260,13 @@ pub struct FederationConfig {
 }
 
 impl FederationConfig {
+    /// The fewest usable updates a round needs: `min_clients`, and never fewer than the privacy
+    /// mode can aggregate ([`PrivacyMode::min_partners`]).
+    #[must_use]
+    pub fn quorum(&self) -> usize {
+        self.min_clients.max(self.privacy.min_partners())
+    }
+
     /// Checks the settings together.
     ///
     /// # Errors
@@ -264,6 +283,17 @@ impl FederationConfig {
                 format!(
                     "{} is not in 1..={} (clients per round)",
                     self.min_clients, self.clients_per_round
+                ),
+            ));
+        }
+        if self.clients_per_round < self.privacy.min_partners() {
+            return Err(Error::config(
+                "clients-per-round",
+                format!(
+                    "{} partners a round, but {} aggregates at least {}",
+                    self.clients_per_round,
+                    self.privacy.name(),
+                    self.privacy.min_partners()
                 ),
             ));
         }
@@ -377,6 +407,25 @@ mod tests {
             local_epochs: 1,
             model_version: 0,
         }
+    }
+
+    #[test]
+    fn secure_aggregation_needs_three_partners_a_round() {
+        let mut c = base();
+        c.clients_per_round = 2;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("clients-per-round") && e.contains("at least 3"), "{e}");
+        c.privacy = PrivacyMode::SecAggPlus;
+        assert!(c.validate().is_err());
+        c.privacy = PrivacyMode::None;
+        c.validate().unwrap();
+        assert_eq!(c.quorum(), 2);
+        // A quorum below the mode's minimum is raised to it at round start.
+        let mut c = base();
+        c.min_clients = 2;
+        c.clients_per_round = 3;
+        c.validate().unwrap();
+        assert_eq!(c.quorum(), 3);
     }
 
     #[test]

@@ -495,12 +495,17 @@ impl Coordinator {
             }
             selected.push(id);
         }
-        if selected.len() < self.config.min_clients {
+        let need = self.config.quorum();
+        if central.is_some() && selected.len() < need && population >= need {
+            self.release(&reservations);
+            return Err(Error::TooFewSampled { round, sampled: selected.len(), need });
+        }
+        if selected.len() < need {
             self.release(&reservations);
             return Err(Error::NotEnoughPartners {
                 round,
                 available: selected.len(),
-                need: self.config.min_clients,
+                need,
                 reason: self
                     .not_selected
                     .first()

@@ -63,6 +63,19 @@ pub enum Error {
         /// Why the others are unavailable.
         reason: String,
     },
+    /// Poisson sampling (central DP) drew fewer partners than the quorum this round; nothing
+    /// was released or charged, and a later round may draw enough.
+    #[error(
+        "round {round}: {sampled} partners sampled, {need} needed (nothing released or charged)"
+    )]
+    TooFewSampled {
+        /// The round.
+        round: Round,
+        /// Partners the sample drew.
+        sampled: usize,
+        /// The quorum.
+        need: usize,
+    },
     /// A partner the server does not know.
     #[error("unknown partner {0}")]
     UnknownPartner(PartnerId),

@@ -557,14 +557,21 @@ pub async fn serve(
         // Partners that are not connected are not asked.
         let outbox = match coordinator.begin_round() {
             Ok(o) => o,
-            Err(e @ Error::NotEnoughPartners { .. }) => {
-                rounds.push(NetRoundReport {
+            Err(e @ (Error::NotEnoughPartners { .. } | Error::TooFewSampled { .. })) => {
+                // Too few sampled is one round's draw; too few available ends the federation.
+                let transient = matches!(e, Error::TooFewSampled { .. });
+                let report = NetRoundReport {
                     round: coordinator.completed().0 + 1,
                     included: Vec::new(),
                     accuracy: None,
                     seconds: 0.0,
                     aborted: Some(e.to_string()),
-                });
+                };
+                on_event(ServeEvent::Round(report.clone()));
+                rounds.push(report);
+                if transient {
+                    continue;
+                }
                 break;
             }
             Err(e) => return Err(e),

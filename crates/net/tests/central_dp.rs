@@ -16,7 +16,7 @@ use fl_dp::{DpEvent, Ledger, LedgerConfig, RdpAccountant};
 use fl_net::messages::{ClientMsg, ServerMsg};
 use fl_net::simulation::{Partition, SimDataset};
 use fl_net::{
-    Advance, AggregatorKind, Coordinator, DpSetting, FederationConfig, PrivacyMode,
+    Advance, AggregatorKind, Coordinator, DpSetting, Error, FederationConfig, PrivacyMode,
     SimulationConfig, simulate,
 };
 use fl_train::Mlp;
@@ -74,6 +74,15 @@ fn play_round(
     delta: impl Fn(&PartnerId, &ModelParams<f32>) -> ModelParams<f32>,
 ) -> Vec<PartnerId> {
     let outbox = c.begin_round().unwrap();
+    answer_round(c, outbox, delta)
+}
+
+/// Answers the round starts of `outbox` with `delta(partner)` and finishes the round.
+fn answer_round(
+    c: &mut Coordinator,
+    outbox: fl_net::coordinator::Outbox,
+    delta: impl Fn(&PartnerId, &ModelParams<f32>) -> ModelParams<f32>,
+) -> Vec<PartnerId> {
     let mut selected = Vec::new();
     for (p, m) in outbox {
         if let ServerMsg::RoundStart(s) = m {
@@ -184,6 +193,50 @@ fn poisson_sampling_varies_the_round_size_and_charges_everyone_who_could_be_samp
         );
     }
     assert!(ledger.open_reservations().unwrap().is_empty());
+}
+
+#[test]
+fn a_sample_below_the_quorum_skips_the_round_without_charging_and_the_next_can_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // q = 2/40: the expected sample is the quorum, so some draws fall short.
+    let (mut c, _) = coordinator(40, 2, 30, dir.path());
+    let zero = |_: &PartnerId, g: &ModelParams<f32>| {
+        let mut d = g.clone();
+        d.as_mut_slice().iter_mut().for_each(|v| *v = 0.0);
+        d
+    };
+    let spent = |c: &Coordinator| -> Vec<f64> {
+        let ledger = c.ledger().unwrap();
+        (0..40)
+            .map(|i| {
+                let p = PartnerId::new(format!("p{i:02}")).unwrap();
+                ledger.status(&p, ModelVersion(0)).unwrap().committed_epsilon
+            })
+            .collect()
+    };
+    let (mut skipped, mut played) = (0, 0);
+    for _ in 0..12 {
+        let before = spent(&c);
+        let round = c.completed().0 + 1;
+        match c.begin_round() {
+            Err(Error::TooFewSampled { round: r, sampled, need }) => {
+                assert_eq!((r.0, need), (round, 2));
+                assert!(sampled < 2);
+                // Reservations were aborted (their release rounds up, so `spent` may keep an
+                // ulp); nothing was committed.
+                assert_eq!(spent(&c), before, "a skipped round charged");
+                assert!(c.ledger().unwrap().open_reservations().unwrap().is_empty());
+                skipped += 1;
+            }
+            Ok(outbox) => {
+                answer_round(&mut c, outbox, zero);
+                assert_eq!(c.completed().0, round);
+                played += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(skipped > 0 && played > 0, "skipped {skipped}, played {played}");
 }
 
 #[test]
