@@ -717,6 +717,9 @@ fn open_state(cfg: &ServeConfig, audit_path: &Path) -> Result<(Coordinator, Opti
             ))
         })?;
         saved
+            .ensure_finite()
+            .map_err(|e| Error::State(format!("{}: {e}", checkpoint_path.display())))?;
+        saved
     } else {
         cfg.initial.clone()
     };

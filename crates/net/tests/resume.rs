@@ -196,9 +196,13 @@ fn checkpoints_the_log_does_not_account_for_are_refused() {
     std::fs::remove_file(state.join("model.safetensors")).unwrap();
     assert_refused(&state, "the configured initial model");
 
-    // A checkpoint of another architecture.
+    // A checkpoint of another architecture, and one holding a NaN.
     save(&state, &mlp(16).init(1));
     assert_refused(&state, "does not fit the configured model");
+    let mut nan = models()[2].clone();
+    nan.as_mut_slice()[5] = f32::NAN;
+    save(&state, &nan);
+    assert_refused(&state, "non-finite");
 
     // A checkpoint beside a log with no round.
     let dir = tempfile::tempdir().unwrap();
