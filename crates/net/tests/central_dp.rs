@@ -104,6 +104,13 @@ fn answer_round(
     selected
 }
 
+/// A zero delta: every partner leaves the model as it is.
+fn zero(_: &PartnerId, global: &ModelParams<f32>) -> ModelParams<f32> {
+    let mut d = global.clone();
+    d.as_mut_slice().iter_mut().for_each(|v| *v = 0.0);
+    d
+}
+
 fn expected_epsilon(q: f64, sigma: f64, rounds: u64) -> f64 {
     let mut acc = RdpAccountant::default();
     acc.compose(
@@ -172,11 +179,6 @@ fn the_noise_has_the_calibrated_scale_and_the_server_clips_plaintext_deltas() {
 fn poisson_sampling_varies_the_round_size_and_charges_everyone_who_could_be_sampled() {
     let dir = tempfile::tempdir().unwrap();
     let (mut c, _) = coordinator(40, 10, 4, dir.path());
-    let zero = |_: &PartnerId, g: &ModelParams<f32>| {
-        let mut d = g.clone();
-        d.as_mut_slice().iter_mut().for_each(|v| *v = 0.0);
-        d
-    };
     let sizes: Vec<usize> = (0..4).map(|_| play_round(&mut c, zero).len()).collect();
     let plan = c.central_plan().unwrap();
     assert!((plan.sampling_rate - 0.25).abs() < 1e-12);
@@ -200,11 +202,6 @@ fn a_sample_below_the_quorum_skips_the_round_without_charging_and_the_next_can_r
     let dir = tempfile::tempdir().unwrap();
     // q = 2/40: the expected sample is the quorum, so some draws fall short.
     let (mut c, _) = coordinator(40, 2, 30, dir.path());
-    let zero = |_: &PartnerId, g: &ModelParams<f32>| {
-        let mut d = g.clone();
-        d.as_mut_slice().iter_mut().for_each(|v| *v = 0.0);
-        d
-    };
     let spent = |c: &Coordinator| -> Vec<f64> {
         let ledger = c.ledger().unwrap();
         (0..40)
