@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{Checkpoint, CheckpointFile, CheckpointSigner, checkpoint_path};
 use crate::record::{Digest, Entry, Record};
-use crate::verify::{MAGIC, frame, verify_bytes};
+use crate::verify::{MAGIC, VerifyReport, decode_verified, frame, verify_bytes};
 use crate::{Error, Fault, Head, Result};
 
 /// When an append is acknowledged.
@@ -129,7 +129,31 @@ impl AuditLog {
     ///
     /// [`Error::Tampered`] with the fault; [`Error::Locked`]; [`Error::Io`].
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<(Self, Recovery)> {
-        let path = path.as_ref().to_path_buf();
+        let (log, recovery, _, _) = Self::open_verified(path.as_ref(), durability)?;
+        Ok((log, recovery))
+    }
+
+    /// [`AuditLog::open`], also returning the records the log holds (decoded from the bytes
+    /// `open` verified, without reading the file again).
+    ///
+    /// # Errors
+    ///
+    /// As [`AuditLog::open`].
+    pub fn open_with_records(
+        path: impl AsRef<Path>,
+        durability: Durability,
+    ) -> Result<(Self, Recovery, Vec<Record>)> {
+        let (log, recovery, bytes, report) = Self::open_verified(path.as_ref(), durability)?;
+        let records = decode_verified(&bytes, &report).map_err(Error::Tampered)?;
+        Ok((log, recovery, records))
+    }
+
+    /// Opens, verifies and repairs; returns the kept bytes and their verification report.
+    fn open_verified(
+        path: &Path,
+        durability: Durability,
+    ) -> Result<(Self, Recovery, Vec<u8>, VerifyReport)> {
+        let path = path.to_path_buf();
         let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
         lock(&file, &path)?;
         let mut bytes = Vec::new();
@@ -156,10 +180,8 @@ impl AuditLog {
             bytes.truncate(keep);
         }
         file.seek(SeekFrom::Start(bytes.len() as u64))?;
-        Ok((
-            Self { path, file, len: bytes.len() as u64, head, durability, poisoned: false },
-            recovery,
-        ))
+        let log = Self { path, file, len: bytes.len() as u64, head, durability, poisoned: false };
+        Ok((log, recovery, bytes, report))
     }
 
     /// The last record's sequence and hash.

@@ -143,7 +143,11 @@ fn check_frame(bytes: &[u8], pos: usize, seq: u64) -> Result<(FrameSpan, Record,
 ///
 /// As [`verify_bytes`].
 pub fn read_records(bytes: &[u8]) -> Result<Vec<Record>, Fault> {
-    let report = verify_bytes(bytes)?;
+    decode_verified(bytes, &verify_bytes(bytes)?)
+}
+
+/// Decodes the records of `bytes`, which `report` verified.
+pub(crate) fn decode_verified(bytes: &[u8], report: &VerifyReport) -> Result<Vec<Record>, Fault> {
     report
         .frames
         .iter()

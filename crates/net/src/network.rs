@@ -703,10 +703,8 @@ fn open_state(cfg: &ServeConfig, audit_path: &Path) -> Result<(Coordinator, Opti
         )?;
         return Ok((c, None));
     }
-    let (mut audit, recovery) =
-        fl_audit::AuditLog::open(audit_path, fl_audit::Durability::EveryAppend)?;
-    let records =
-        fl_audit::read_records(&std::fs::read(audit_path)?).map_err(fl_audit::Error::Tampered)?;
+    let (mut audit, recovery, records) =
+        fl_audit::AuditLog::open_with_records(audit_path, fl_audit::Durability::EveryAppend)?;
     let from_checkpoint = checkpoint_path.exists();
     let initial = if from_checkpoint {
         let saved: ModelParams<f32> = fl_core::load_safetensors(&checkpoint_path)?;

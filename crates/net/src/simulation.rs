@@ -410,45 +410,39 @@ pub fn simulate(
     {
         attempts += 1;
         let t0 = Instant::now();
+        let mut skipped = |round: Round, selected: usize, why: String| {
+            let report = RoundReport {
+                round: round.0,
+                accuracy: f64::NAN,
+                loss: f64::NAN,
+                selected,
+                included: 0,
+                dropped: 0,
+                paused: 0,
+                epsilon_max: None,
+                epsilon_mean: None,
+                seconds: t0.elapsed().as_secs_f64(),
+                aborted: Some(why),
+            };
+            on_round(&report);
+            rounds.push(report);
+        };
         let outbox = match coordinator.begin_round() {
             Ok(o) => o,
-            Err(e @ (Error::NotEnoughPartners { .. } | Error::TooFewSampled { .. })) => {
-                // Too few sampled is one round's draw; too few available ends the federation.
-                let (round, selected, why, transient) = match e {
-                    Error::TooFewSampled { round, sampled, need } => (
-                        round,
-                        sampled,
-                        format!(
-                            "{sampled} partners sampled, {need} needed (nothing released or charged)"
-                        ),
-                        true,
-                    ),
-                    Error::NotEnoughPartners { round, available, need, reason } => (
-                        round,
-                        available,
-                        format!("{available} partners available, {need} needed: {reason}"),
-                        false,
-                    ),
-                    e => return Err(e),
-                };
-                let report = RoundReport {
-                    round: round.0,
-                    accuracy: f64::NAN,
-                    loss: f64::NAN,
-                    selected,
-                    included: 0,
-                    dropped: 0,
-                    paused: 0,
-                    epsilon_max: None,
-                    epsilon_mean: None,
-                    seconds: t0.elapsed().as_secs_f64(),
-                    aborted: Some(why),
-                };
-                on_round(&report);
-                rounds.push(report);
-                if transient {
-                    continue;
-                }
+            // Too few sampled is one round's draw; too few available ends the federation.
+            Err(Error::TooFewSampled { round, sampled, need }) => {
+                let why = format!(
+                    "{sampled} partners sampled, {need} needed (nothing released or charged)"
+                );
+                skipped(round, sampled, why);
+                continue;
+            }
+            Err(Error::NotEnoughPartners { round, available, need, reason }) => {
+                skipped(
+                    round,
+                    available,
+                    format!("{available} partners available, {need} needed: {reason}"),
+                );
                 break;
             }
             Err(e) => return Err(e),
