@@ -30,7 +30,7 @@ pub fn bulyan_select(
     equal: impl Fn(usize, usize) -> bool,
 ) -> Result<Vec<usize>> {
     let n = dist.len();
-    if n < 4 * f + 3 {
+    if n < f.saturating_mul(4).saturating_add(3) {
         return Err(Error::ByzantineBound { rule: "bulyan", n, f, bound: "n >= 4f + 3" });
     }
     let theta = n - 2 * f;
@@ -91,12 +91,17 @@ impl<T: Scalar> Aggregator<T> for Bulyan {
         "bulyan"
     }
 
+    /// `4f + 3` (El Mhamdi et al. 2018, §4: Bulyan needs `n ≥ 4f + 3`).
+    fn min_updates(&self) -> usize {
+        self.f.saturating_mul(4).saturating_add(3)
+    }
+
     fn aggregate(
         &mut self,
         global: &ModelParams<T>,
         updates: &[ClientUpdate<T>],
     ) -> Result<ModelParams<T>> {
-        check_structure("bulyan", global, updates, 4 * self.f + 3)?;
+        check_structure("bulyan", global, updates, Aggregator::<T>::min_updates(self))?;
         let rows = rows(updates);
         let dist = checked_distances("bulyan", global, updates, &rows)?;
         let selected = bulyan_select(&dist, self.f, |a, b| rows[a] == rows[b])?;

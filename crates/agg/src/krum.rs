@@ -61,7 +61,7 @@ pub struct KrumSelection {
 /// [`Error::ByzantineBound`] unless `n > 2f + 2`; [`Error::InvalidConfig`] unless `1 ≤ m ≤ n`.
 pub fn krum_select(dist: &DistanceMatrix, f: usize, m: usize) -> Result<KrumSelection> {
     let n = dist.len();
-    if n <= 2 * f + 2 {
+    if n <= f.saturating_mul(2).saturating_add(2) {
         return Err(Error::ByzantineBound { rule: "krum", n, f, bound: "n > 2f + 2" });
     }
     if m == 0 || m > n {
@@ -128,12 +128,17 @@ impl<T: Scalar> Aggregator<T> for Krum {
         if self.m == 1 { "krum" } else { "multikrum" }
     }
 
+    /// `2f + 3` (Blanchard et al. 2017, Prop. 1: Krum needs `n > 2f + 2`).
+    fn min_updates(&self) -> usize {
+        self.f.saturating_mul(2).saturating_add(3)
+    }
+
     fn aggregate(
         &mut self,
         global: &ModelParams<T>,
         updates: &[ClientUpdate<T>],
     ) -> Result<ModelParams<T>> {
-        check_structure("krum", global, updates, 2 * self.f + 3)?;
+        check_structure("krum", global, updates, Aggregator::<T>::min_updates(self))?;
         let rows = rows(updates);
         let dist = checked_distances("krum", global, updates, &rows)?;
         let sel = krum_select(&dist, self.f, self.m)?;

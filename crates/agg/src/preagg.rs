@@ -232,6 +232,12 @@ impl<T: Scalar> Aggregator<T> for Pipeline<T> {
         self.steps.is_empty() && self.rule.is_linear()
     }
 
+    /// The rule's bound (steps such as bucketing only ever shrink the count, so it is a lower
+    /// bound; [`aggregate`](Aggregator::aggregate) checks what reaches the rule).
+    fn min_updates(&self) -> usize {
+        self.rule.min_updates()
+    }
+
     fn aggregate(
         &mut self,
         global: &ModelParams<T>,

@@ -255,6 +255,27 @@ fn byzantine_bounds_and_weights_are_checked() {
         Krum::multi(1, 8).aggregate(&g, &seven),
         Err(fl_agg::Error::InvalidConfig { .. })
     ));
+    // The bounds a federation checks before its first round are the ones aggregation enforces.
+    assert_eq!(Aggregator::<f64>::min_updates(&Krum::new(2)), 7);
+    assert_eq!(Aggregator::<f64>::min_updates(&Bulyan::new(1)), 7);
+    assert_eq!(Aggregator::<f64>::min_updates(&Median), 1);
+    // A Byzantine count from a command line cannot overflow the bound into a small one.
+    let huge = usize::MAX;
+    assert_eq!(Aggregator::<f64>::min_updates(&Krum::new(huge)), usize::MAX);
+    assert!(matches!(
+        Krum::new(huge).aggregate(&g, &seven),
+        Err(fl_agg::Error::TooFewClients { needed: usize::MAX, .. })
+    ));
+    assert!(Bulyan::new(huge).aggregate(&g, &seven).is_err());
+    let dist = fl_agg::distance::DistanceMatrix::from_row_major(7, vec![0.0; 49]).unwrap();
+    assert!(matches!(
+        fl_agg::krum_select(&dist, huge, 1),
+        Err(fl_agg::Error::ByzantineBound { .. })
+    ));
+    assert!(matches!(
+        fl_agg::bulyan_select(&dist, huge, |_, _| false),
+        Err(fl_agg::Error::ByzantineBound { .. })
+    ));
 }
 
 #[test]

@@ -120,8 +120,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         sensitivity: u8,
         /// A recorded agreement, `dpa:ID`, `irb:ID` or `training:ID` (repeatable).
-        #[arg(long = "agreement")]
-        agreements: Vec<String>,
+        #[arg(long = "agreement", value_parser = parse_agreement)]
+        agreements: Vec<Agreement>,
     },
     /// Show the privacy budget this partner has spent, as the server last reported it (kept
     /// beside the identity file by `join`).
@@ -144,8 +144,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         sensitivity: u8,
         /// A recorded agreement, `dpa:ID`, `irb:ID` or `training:ID` (repeatable).
-        #[arg(long = "agreement")]
-        agreements: Vec<String>,
+        #[arg(long = "agreement", value_parser = parse_agreement)]
+        agreements: Vec<Agreement>,
     },
     /// Print the JSON Schema of what a tier sends (1: ProtocolSpec, 2: feature vector), to
     /// check files with any JSON Schema validator before `submit`.
@@ -181,7 +181,7 @@ struct JoinArgs {
     #[arg(long, default_value = "0/1")]
     shard: String,
     /// Dirichlet α of the label-skewed split (0: IID).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = parse_alpha)]
     alpha: f64,
     /// Hidden layer widths (`none`: softmax regression); must match the server's model.
     #[arg(long, default_value = "128", value_parser = fl_net::simulation::parse_hidden)]
@@ -190,11 +190,19 @@ struct JoinArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Seconds to wait for the server's next message.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
     /// This partner's threshold Paillier key file (from the dealer; --privacy paillier).
     #[arg(long)]
     paillier_key: Option<PathBuf>,
+}
+
+/// A Dirichlet α: 0 (IID) or finite and positive; NaN must not quietly mean IID.
+fn parse_alpha(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(a) if a.is_finite() && a >= 0.0 => Ok(a),
+        _ => Err(format!("{s:?} is not 0 (IID) or a finite positive α")),
+    }
 }
 
 fn join(args: &JoinArgs) -> Result<()> {
@@ -211,7 +219,8 @@ fn join(args: &JoinArgs) -> Result<()> {
     let mut widths = vec![data.num_features()];
     widths.extend(&args.hidden);
     widths.push(data.num_classes);
-    let model = fl_train::Mlp::new(&widths)?;
+    let model = fl_train::Mlp::new(&widths)
+        .map_err(|e| fl_net::Error::Config { name: "hidden", reason: e.to_string() })?;
     let mut participant =
         fl_net::Participant::new(identity.partner().clone(), model, data, fl_dp::csprng()?)?;
     if let Some(path) = &args.paillier_key {
@@ -264,11 +273,10 @@ fn submit(
     ca: &Path,
     api_key: &str,
     sensitivity: u8,
-    agreements: &[String],
+    agreements: &[Agreement],
 ) -> Result<()> {
     use fl_tiers::policy::{Artifact, authorize};
     let level = Sensitivity::from_level(sensitivity)?;
-    let agreements = agreements.iter().map(|a| parse_agreement(a)).collect::<Result<Vec<_>>>()?;
     let suffix = if tier == 1 { SPEC_SUFFIX } else { FEATURES_SUFFIX };
     let paths = fl_tiers::inspect::files_ending_with(specs, suffix)?;
     if paths.is_empty() {
@@ -289,9 +297,8 @@ fn submit(
             Artifact::Features(fv)
         };
         // Nothing leaves without the policy's Outbound.
-        outbound.push(
-            authorize(artifact, level, &agreements).with_context(|| p.display().to_string())?,
-        );
+        outbound
+            .push(authorize(artifact, level, agreements).with_context(|| p.display().to_string())?);
         names.push(p.display().to_string());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -342,15 +349,17 @@ fn budget(identity: &Path) -> Result<()> {
     Ok(())
 }
 
-fn parse_agreement(s: &str) -> Result<Agreement> {
-    let (kind, id) = s.split_once(':').context("an agreement is KIND:ID (dpa, irb, training)")?;
+/// `KIND:ID` of `--agreement`; a malformed one is a usage error (exit 2) like any other flag.
+fn parse_agreement(s: &str) -> std::result::Result<Agreement, String> {
+    let (kind, id) =
+        s.split_once(':').ok_or("an agreement is KIND:ID (dpa, irb, training)".to_owned())?;
     let kind = match kind {
         "dpa" => AgreementKind::Dpa,
         "irb" => AgreementKind::Irb,
         "training" => AgreementKind::FederatedTraining,
-        other => bail!("unknown agreement kind {other:?} (dpa, irb, training)"),
+        other => return Err(format!("unknown agreement kind {other:?} (dpa, irb, training)")),
     };
-    Ok(Agreement::new(kind, id)?)
+    Agreement::new(kind, id).map_err(|e| e.to_string())
 }
 
 /// Runs `work` with a progress bar on stderr (hidden when stderr is not a terminal) that `work`
@@ -552,8 +561,6 @@ fn main() -> ExitCode {
         } => submit(&specs, tier, &server, &server_name, &ca, &api_key, sensitivity, &agreements),
         Command::Inspect { specs, show_features, sensitivity, agreements } => (|| {
             let level = Sensitivity::from_level(sensitivity)?;
-            let agreements =
-                agreements.iter().map(|a| parse_agreement(a)).collect::<Result<Vec<_>>>()?;
             let report = fl_tiers::inspect::inspect(&specs, level, &agreements, show_features)?;
             print!("{report}");
             Ok(())
@@ -588,7 +595,9 @@ fn main() -> ExitCode {
             eprintln!("error: {}", fl_core::display_chain(e.as_ref()));
             let usage = e
                 .downcast_ref::<fl_tiers::Error>()
-                .is_some_and(|e| matches!(e, fl_tiers::Error::InvalidParameter { .. }));
+                .is_some_and(|e| matches!(e, fl_tiers::Error::InvalidParameter { .. }))
+                || e.downcast_ref::<fl_net::Error>()
+                    .is_some_and(|e| matches!(e, fl_net::Error::Config { .. }));
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

@@ -55,7 +55,8 @@ fn extract_inspect_and_errors() {
 
     for (args, code) in [
         (vec!["inspect", "--specs", s, "--sensitivity", "7"], 2),
-        (vec!["inspect", "--specs", s, "--agreement", "nda:1"], 1),
+        // A malformed flag value is a usage error (it was exit 1 before --agreement used clap).
+        (vec!["inspect", "--specs", s, "--agreement", "nda:1"], 2),
         (vec!["extract", "--corpus", "/nonexistent", "--output", s], 1),
         (vec!["extract", "--tier", "3", "--corpus", c, "--output", s], 2),
     ] {
@@ -255,5 +256,37 @@ fn schema_prints_the_committed_schemas() {
         let o = fl_client(&[&["schema"], bad].concat());
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
         assert!(text(&o).contains("--spec-version"), "{}", text(&o));
+    }
+}
+
+/// `join` settings that cannot work are refused before connecting: NaN α had quietly meant an
+/// IID split, an idle timeout of 0 timed out at once, a mistyped width aborted on its
+/// allocation (exit 2 for these), and a CA file without a certificate failed every handshake
+/// with "unknown issuer" (now named, exit 1).
+#[test]
+fn join_refuses_unusable_settings_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = dir.path().join("alice.identity");
+    let id = identity.to_str().unwrap();
+    let o = fl_client(&["keygen", "--partner-id", "alice", "--identity", id]);
+    assert!(o.status.success(), "{}", text(&o));
+    let empty_ca = dir.path().join("empty.pem");
+    std::fs::write(&empty_ca, "not a certificate\n").unwrap();
+    let ca = empty_ca.to_str().unwrap();
+    // Port 9 (discard) on loopback: nothing is expected to answer; every case must stop first.
+    let join = ["join", "--identity", id, "--dataset", "digits", "--server", "127.0.0.1:9"];
+    for (bad, code, says) in [
+        (&["--alpha", "nan", "--ca", ca][..], 2, "alpha"),
+        (&["--alpha=-1", "--ca", ca], 2, "alpha"),
+        (&["--idle-timeout", "0", "--ca", ca], 2, "idle-timeout"),
+        (&["--hidden", "99999999999", "--ca", ca], 2, "hidden"),
+        (&["--ca", ca], 1, "no PEM certificate"),
+    ] {
+        let mut args = join.to_vec();
+        args.extend(bad);
+        let o = fl_client(&args);
+        assert_eq!(o.status.code(), Some(code), "{bad:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{bad:?}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{bad:?}: {}", text(&o));
     }
 }

@@ -23,6 +23,13 @@ pub trait Aggregator<T: Scalar>: Send {
         false
     }
 
+    /// The fewest updates a round must bring for this rule to aggregate it, as far as its
+    /// parameters tell (e.g. Krum's `2f + 3`), so a federation can refuse a quorum below it before
+    /// the first round. A lower bound: [`aggregate`](Self::aggregate) still checks its input.
+    fn min_updates(&self) -> usize {
+        1
+    }
+
     /// Aggregates one round.
     ///
     /// # Errors
@@ -44,6 +51,10 @@ impl<T: Scalar, A: Aggregator<T> + ?Sized> Aggregator<T> for Box<A> {
 
     fn is_linear(&self) -> bool {
         (**self).is_linear()
+    }
+
+    fn min_updates(&self) -> usize {
+        (**self).min_updates()
     }
 
     fn aggregate(

@@ -17,6 +17,11 @@ use crate::{Error, Result};
 /// through [`PrivateKey::generate_insecure_for_tests`]).
 pub const MIN_SECURE_BITS: u64 = 2048;
 
+/// Largest modulus key generation accepts. NIST SP 800-57 Part 1 Rev. 5, Table 2, puts a
+/// 15,360-bit factoring modulus at 256-bit security; past that, prime generation runs for hours,
+/// so a larger request is taken as a mistake rather than started.
+pub const MAX_BITS: u64 = 16_384;
+
 /// A raw Paillier ciphertext, an element of `Z*_{n²}`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ciphertext(#[serde(with = "dec")] pub(crate) BigUint);
@@ -354,12 +359,12 @@ impl PrivateKey {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] below [`MIN_SECURE_BITS`] or for odd `bits`.
+    /// [`Error::InvalidParameter`] outside [`MIN_SECURE_BITS`]`..=`[`MAX_BITS`] or for odd `bits`.
     pub fn generate(bits: u32, rng: &mut (impl CryptoRng + ?Sized)) -> Result<Self> {
-        if u64::from(bits) < MIN_SECURE_BITS || bits % 2 == 1 {
+        if !(MIN_SECURE_BITS..=MAX_BITS).contains(&u64::from(bits)) || bits % 2 == 1 {
             return Err(Error::param(
                 "bits",
-                format!("{bits}: at least {MIN_SECURE_BITS} and even"),
+                format!("{bits}: must be even and in {MIN_SECURE_BITS}..={MAX_BITS}"),
             ));
         }
         Self::generate_unchecked(bits, rng)
@@ -374,8 +379,11 @@ impl PrivateKey {
         bits: u32,
         rng: &mut (impl CryptoRng + ?Sized),
     ) -> Result<Self> {
-        if bits < 128 || bits % 2 == 1 {
-            return Err(Error::param("bits", "at least 128 and even"));
+        if !(128..=MAX_BITS).contains(&u64::from(bits)) || bits % 2 == 1 {
+            return Err(Error::param(
+                "bits",
+                format!("{bits}: must be even and in 128..={MAX_BITS}"),
+            ));
         }
         Self::generate_unchecked(bits, rng)
     }
@@ -497,6 +505,14 @@ mod tests {
     fn keys_serialize_and_refuse_small_sizes() -> Result<()> {
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         assert!(PrivateKey::generate(1024, &mut rng).is_err());
+        // Refused before any prime search starts (the search would run for hours).
+        assert_eq!(MAX_BITS, 16_384);
+        for bits in [16_386, 100_000_000, u32::MAX - 1] {
+            assert!(PrivateKey::generate(bits, &mut rng).is_err(), "{bits}");
+            assert!(PrivateKey::generate_insecure_for_tests(bits, &mut rng).is_err(), "{bits}");
+            assert!(crate::ThresholdKey::deal(bits, 3, 2, &mut rng).is_err(), "{bits}");
+            assert!(crate::ThresholdKey::deal_insecure_for_tests(bits, 3, 2, &mut rng).is_err());
+        }
         let sk = PrivateKey::generate_insecure_for_tests(192, &mut rng)?;
         let json = serde_json::to_string(sk.public_key())
             .map_err(|e| Error::Serialization(e.to_string()))?;

@@ -105,18 +105,17 @@ impl ThresholdKey {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] unless `1 ≤ t ≤ l ≤` [`MAX_PARTIES`] and `bits ≥ 2048`.
+    /// [`Error::InvalidParameter`] unless `1 ≤ t ≤ l ≤` [`MAX_PARTIES`] and `bits` is even and in
+    /// [`MIN_SECURE_BITS`](crate::keys::MIN_SECURE_BITS)`..=`[`MAX_BITS`](crate::keys::MAX_BITS).
     pub fn deal(
         bits: u32,
         parties: u32,
         threshold: u32,
         rng: &mut (impl CryptoRng + ?Sized),
     ) -> Result<(Self, Vec<KeyShare>)> {
-        if u64::from(bits) < crate::keys::MIN_SECURE_BITS {
-            return Err(Error::param(
-                "bits",
-                format!("{bits}: at least {}", crate::keys::MIN_SECURE_BITS),
-            ));
+        let (min, max) = (crate::keys::MIN_SECURE_BITS, crate::keys::MAX_BITS);
+        if !(min..=max).contains(&u64::from(bits)) {
+            return Err(Error::param("bits", format!("{bits}: must be in {min}..={max}")));
         }
         Self::deal_unchecked(bits, parties, threshold, rng)
     }
@@ -132,8 +131,11 @@ impl ThresholdKey {
         threshold: u32,
         rng: &mut (impl CryptoRng + ?Sized),
     ) -> Result<(Self, Vec<KeyShare>)> {
-        if bits < 64 {
-            return Err(Error::param("bits", "at least 64"));
+        if !(64..=crate::keys::MAX_BITS).contains(&u64::from(bits)) {
+            return Err(Error::param(
+                "bits",
+                format!("{bits}: must be in 64..={}", crate::keys::MAX_BITS),
+            ));
         }
         Self::deal_unchecked(bits, parties, threshold, rng)
     }
@@ -145,7 +147,7 @@ impl ThresholdKey {
         rng: &mut (impl CryptoRng + ?Sized),
     ) -> Result<(Self, Vec<KeyShare>)> {
         if bits % 2 == 1 {
-            return Err(Error::param("bits", format!("{bits}: an even number")));
+            return Err(Error::param("bits", format!("{bits}: must be even")));
         }
         check_counts(parties, threshold)?;
         let (p, q) = loop {

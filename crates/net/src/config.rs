@@ -297,7 +297,8 @@ impl FederationConfig {
                 ),
             ));
         }
-        let rule = self.aggregator.build()?;
+        let rule =
+            self.aggregator.build().map_err(|e| Error::config("aggregator", e.to_string()))?;
         if let DpSetting::Central { epsilon, delta, plan_fraction } = self.dp {
             if !rule.is_linear() {
                 return Err(Error::config(
@@ -323,6 +324,17 @@ impl FederationConfig {
                     "{} needs every individual update, but {} shows the server only their sum; use fedavg, fedprox, fedadam, fedyogi or fedadagrad, or --privacy none",
                     rule.name(),
                     self.privacy.name()
+                ),
+            ));
+        }
+        if self.min_clients < rule.min_updates() {
+            return Err(Error::config(
+                "min-clients",
+                format!(
+                    "{} aggregates at least {} updates, but a round counts with {}; raise the quorum or lower the Byzantine bound",
+                    rule.name(),
+                    rule.min_updates(),
+                    self.min_clients
                 ),
             ));
         }
@@ -436,7 +448,16 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("krum") && e.contains("secagg"), "{e}");
         c.privacy = PrivacyMode::None;
+        // Krum with f = 1 aggregates at least 2f + 3 = 5: a quorum of 4 is refused up front.
+        c.clients_per_round = 5;
+        c.min_clients = 4;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("min-clients") && e.contains("at least 5"), "{e}");
+        c.min_clients = 5;
         c.validate().unwrap();
+        c.aggregator = AggregatorKind::FedProx { mu: f64::NAN };
+        let e = c.validate().unwrap_err();
+        assert!(matches!(e, Error::Config { name: "aggregator", .. }), "{e}");
         let mut c = base();
         c.update_clip = None;
         assert!(c.validate().unwrap_err().to_string().contains("update-clip"));

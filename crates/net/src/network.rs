@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use crate::auth::{
     AuthResponse, Challenge, Identity, Registry, Session, SignedMessage, new_challenge,
 };
+use crate::config::PrivacyMode;
 use crate::coordinator::{Advance, Coordinator, Outbox};
 use crate::frame::{FrameDecoder, encode_frame};
 use crate::messages::{ClientMsg, ServerMsg, decode, encode};
@@ -150,6 +151,10 @@ fn client_tls(ca: &Path) -> Result<tokio_rustls::TlsConnector> {
             .add(cert.map_err(|e| Error::Tls(format!("{}: {e}", ca.display())))?)
             .map_err(|e| Error::Tls(e.to_string()))?;
     }
+    if roots.is_empty() {
+        // An empty trust store would fail every handshake with an unhelpful "unknown issuer".
+        return Err(Error::Tls(format!("{}: no PEM certificate to trust", ca.display())));
+    }
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
@@ -197,6 +202,15 @@ pub async fn recv_frame<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
         }
         dec.push(&buf[..n]);
     }
+}
+
+/// `now + d`, or a deadline a century away when that overflows the clock (a timeout of
+/// `Duration::MAX` means "wait as long as it takes", not a panic).
+fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 async fn timed<T>(what: &str, d: Duration, f: impl Future<Output = Result<T>>) -> Result<T> {
@@ -417,6 +431,13 @@ pub async fn serve(
             ),
         ));
     }
+    if cfg.federation.privacy == PrivacyMode::Paillier && cfg.paillier.is_none() {
+        // Refused before anyone connects: otherwise the first round would end the federation.
+        return Err(Error::config(
+            "paillier-key",
+            "the Paillier privacy mode needs the dealer's public threshold key",
+        ));
+    }
     let files = match &cfg.tls {
         Some(f) => f.clone(),
         None => self_signed(&cfg.state_dir)?,
@@ -519,7 +540,7 @@ pub async fn serve(
     };
 
     // Wait for a quorum.
-    let deadline = Instant::now() + cfg.join_timeout;
+    let deadline = deadline_after(cfg.join_timeout);
     while links.by_partner.len() < cfg.federation.min_clients {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, events.recv()).await {
@@ -577,7 +598,7 @@ pub async fn serve(
             Err(e) => return Err(e),
         };
         links.deliver(outbox);
-        let mut deadline = Instant::now() + cfg.phase_timeout;
+        let mut deadline = deadline_after(cfg.phase_timeout);
         let report = loop {
             let connected: Vec<PartnerId> = coordinator
                 .awaiting()
@@ -598,7 +619,7 @@ pub async fn serve(
             match coordinator.advance(now_ms())? {
                 Advance::Continue(next) => {
                     links.deliver(next);
-                    deadline = Instant::now() + cfg.phase_timeout;
+                    deadline = deadline_after(cfg.phase_timeout);
                 }
                 Advance::Finished(summary, closing) => {
                     links.deliver(closing);
@@ -926,8 +947,22 @@ pub async fn raw_tls(
     ca: &Path,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let connector = client_tls(ca)?;
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| Error::Tls(format!("server name {server_name:?}: {e}")))?;
     let tcp = TcpStream::connect(server).await?;
-    let name =
-        ServerName::try_from(server_name.to_owned()).map_err(|e| Error::Tls(e.to_string()))?;
     connector.connect(name, tcp).await.map_err(|e| Error::Tls(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_past_the_clock_saturates_instead_of_panicking() {
+        let week = Duration::from_secs(7 * 86_400);
+        assert!(deadline_after(Duration::MAX) > Instant::now() + week);
+        assert!(deadline_after(Duration::from_secs(u64::MAX)) > Instant::now() + week);
+        let soon = deadline_after(Duration::from_secs(1));
+        assert!(soon <= Instant::now() + Duration::from_secs(1));
+    }
 }

@@ -346,7 +346,7 @@ pub fn simulate(
     let mut widths = vec![train_set.num_features()];
     widths.extend(&cfg.hidden);
     widths.push(train_set.num_classes);
-    let model = Mlp::new(&widths)?;
+    let model = Mlp::new(&widths).map_err(|e| Error::config("hidden", e.to_string()))?;
     let initial = model.init(cfg.seed);
 
     let state = prepare_state_dir(&cfg.state_dir)?;

@@ -62,6 +62,10 @@ pub(crate) struct FederationArgs {
 }
 
 impl FederationArgs {
+    pub(crate) fn aggregator_kind(&self) -> Result<AggregatorKind, fl_net::Error> {
+        AggregatorKind::parse(&self.aggregator, self.mu, self.byzantine, self.trim)
+    }
+
     pub(crate) fn config(
         &self,
         name: &str,
@@ -102,12 +106,7 @@ impl FederationArgs {
             rounds,
             clients_per_round,
             min_clients,
-            aggregator: AggregatorKind::parse(
-                &self.aggregator,
-                self.mu,
-                self.byzantine,
-                self.trim,
-            )?,
+            aggregator: self.aggregator_kind()?,
             privacy: PrivacyMode::parse(&self.privacy)?,
             dp,
             update_clip: Some(self.update_clip),

@@ -54,13 +54,13 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     tls: TlsArgs,
     /// Seconds to wait for the quorum to connect.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     join_timeout: u64,
     /// Seconds to wait for the answers of one protocol phase.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     phase_timeout: u64,
-    /// Largest frame accepted from a client, in MiB.
-    #[arg(long, default_value_t = 64)]
+    /// Largest frame accepted from a client, in MiB (1 to 4095).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..4096))]
     max_frame_mib: u32,
     /// The public threshold key from `fl-server paillier-deal` (with --privacy paillier).
     #[arg(long)]
@@ -75,7 +75,8 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
     let mut widths = vec![test.num_features()];
     widths.extend(&f.hidden);
     widths.push(test.num_classes);
-    let mlp = fl_train::Mlp::new(&widths)?;
+    let mlp = fl_train::Mlp::new(&widths)
+        .map_err(|e| fl_net::Error::Config { name: "hidden", reason: e.to_string() })?;
     let initial = match &args.model {
         Some(p) => fl_core::load_safetensors(p)?,
         None => mlp.init(f.seed),

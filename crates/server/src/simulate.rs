@@ -81,7 +81,16 @@ impl PartitionArg {
 impl SimulateArgs {
     fn config(&self, state_dir: PathBuf) -> Result<SimulationConfig, fl_net::Error> {
         let selected = self.clients_per_round.unwrap_or(self.clients);
-        let min_clients = self.min_clients.unwrap_or_else(|| (selected * 3).div_ceil(5).max(1));
+        // Default quorum: 60 % of those selected, but never below what the rule aggregates
+        // (Krum's 2f + 3, Bulyan's 4f + 3), so dropouts skip a round rather than end the run.
+        let min_clients = match self.min_clients {
+            Some(m) => m,
+            None => {
+                let rule =
+                    self.federation.aggregator_kind()?.build().map_or(1, |r| r.min_updates());
+                (selected * 3).div_ceil(5).max(rule).min(selected.max(1))
+            }
+        };
         let attack = match self.attack {
             AttackArg::None => None,
             AttackArg::SignFlip => Some(Attack::SignFlip { scale: 1.0 }),

@@ -64,15 +64,26 @@ fn simulate_writes_a_verifiable_run_and_errors_are_one_line()
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
     // Invalid settings: exit code 2 and one line naming the setting, no backtrace.
-    for bad in [
-        ["--privacy", "secagg", "--aggregator", "krum"],
-        ["--privacy", "paillier", "--aggregator", "median"],
-        ["--privacy", "he", "--aggregator", "fedavg"],
-        ["--dataset", "cifar", "--aggregator", "fedavg"],
+    let bad_settings: [&[&str]; 11] = [
+        &["--privacy", "secagg", "--aggregator", "krum"],
+        &["--privacy", "paillier", "--aggregator", "median"],
+        &["--privacy", "he", "--aggregator", "fedavg"],
+        &["--dataset", "cifar", "--aggregator", "fedavg"],
         // NaN or a negative ε is not "DP off" (that is 0): it once ran without DP.
-        ["--dp-epsilon", "nan", "--aggregator", "fedavg"],
-        ["--dp-epsilon=-1", "--aggregator", "fedavg", "--dp-mode=local"],
-    ] {
+        &["--dp-epsilon", "nan", "--aggregator", "fedavg"],
+        &["--dp-epsilon=-1", "--aggregator", "fedavg", "--dp-mode=local"],
+        // A rule's own parameter was a runtime failure (exit 1) instead of a setting.
+        &["--aggregator", "fedprox", "--mu", "nan"],
+        // Krum with 100 Byzantine clients needs 203 updates a round: it once started and then
+        // ended the federation in its first round.
+        &["--privacy", "none", "--aggregator", "krum", "--byzantine", "100"],
+        &["--privacy", "none", "--aggregator", "krum", "--min-clients", "3"],
+        // 4f + 3 overflowed for f = usize::MAX.
+        &["--privacy", "none", "--aggregator", "bulyan", "--byzantine", "18446744073709551615"],
+        // A mistyped width aborted the process on a 30 TB allocation.
+        &["--dataset", "digits", "--hidden", "99999999999"],
+    ];
+    for bad in bad_settings {
         let mut args = vec!["simulate", "--out", out.to_str().unwrap()];
         args.extend(bad);
         let o = fl_server(&args, dir.path());
@@ -83,5 +94,87 @@ fn simulate_writes_a_verifiable_run_and_errors_are_one_line()
     }
     let o = fl_server(&["simulate", "--clients", "many"], dir.path());
     assert_eq!(o.status.code(), Some(2));
+    Ok(())
+}
+
+/// Without `--min-clients`, the quorum is raised to what a robust rule aggregates (Bulyan with
+/// f = 1: 7 of 10, not 60 % = 6), so a round that dropouts leave short is skipped and the
+/// federation goes on; with a quorum of 6 a round of 6 updates ended it (exit 1).
+#[test]
+fn a_robust_rule_sets_the_default_quorum() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("out");
+    let o = fl_server(
+        &[
+            "simulate",
+            "--dataset",
+            "digits",
+            "--privacy",
+            "none",
+            "--aggregator",
+            "bulyan",
+            "--clients",
+            "10",
+            "--rounds",
+            "4",
+            "--hidden",
+            "none",
+            "--dp-epsilon",
+            "0",
+            "--dropout",
+            "0.4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let run = std::fs::read_dir(&out)?.next().unwrap()?.path();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json"))?)?;
+    let rounds = report["rounds"].as_array().unwrap();
+    assert!(rounds.iter().all(|r| r["aborted"].is_string() || r["included"].as_u64() >= Some(7)));
+    // The seeded dropouts leave one round exactly 6 updates: the case a quorum of 6 let through.
+    assert!(text(&o).contains("aborted: 6 usable updates, 7 needed"), "{}", text(&o));
+    Ok(())
+}
+
+/// `serve` settings that cannot work are refused before anyone connects (exit 2): a timeout or
+/// frame limit of 0, a timeout past the clock's range (it panicked adding it to `Instant::now`
+/// once the quorum was enrolled), the Paillier mode without its public key.
+#[test]
+fn serve_refuses_unusable_settings_up_front() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    for (i, key) in [
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("p{i}");
+        let o = fl_server(
+            &["enrol", "--state", state, "--partner-id", &id, "--public-key", key],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let serve = ["serve", "--dataset", "digits", "--state", state, "--listen", "127.0.0.1:0"];
+    for (bad, names) in [
+        (&["--join-timeout", "0"][..], "join-timeout"),
+        (&["--phase-timeout", "0"], "phase-timeout"),
+        (&["--max-frame-mib", "0"], "max-frame-mib"),
+        (&["--max-frame-mib", "4096"], "max-frame-mib"),
+        (&["--privacy", "paillier"], "paillier-key"),
+    ] {
+        let mut args = serve.to_vec();
+        args.extend(bad);
+        let o = fl_server(&args, dir.path());
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
+        assert!(text(&o).contains(names), "{bad:?}: {}", text(&o));
+    }
     Ok(())
 }

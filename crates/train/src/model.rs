@@ -34,14 +34,29 @@ struct Forward {
 }
 
 impl Mlp {
+    /// The most parameters an MLP may have: `u32::MAX`, the longest vector secure aggregation
+    /// masks (and 16 GiB as `f32`), so a mistyped width is refused here instead of failing an
+    /// allocation later.
+    pub const MAX_PARAMS: usize = u32::MAX as usize;
+
     /// An MLP with layer widths `[inputs, hidden…, classes]`.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for fewer than two widths or a zero width.
+    /// [`Error::InvalidConfig`] for fewer than two widths, a zero width, or more than
+    /// [`Mlp::MAX_PARAMS`] parameters.
     pub fn new(widths: &[usize]) -> Result<Self> {
         if widths.len() < 2 || widths.contains(&0) {
             return Err(Error::config("widths", format!("{widths:?}: need ≥ 2 non-zero widths")));
+        }
+        let params = widths.windows(2).try_fold(0usize, |total, w| {
+            w[0].checked_add(1)?.checked_mul(w[1])?.checked_add(total)
+        });
+        if params.is_none_or(|p| p > Self::MAX_PARAMS) {
+            return Err(Error::config(
+                "widths",
+                format!("{widths:?}: more than {} parameters", Self::MAX_PARAMS),
+            ));
         }
         let spec = ModelSpec::from_pairs(widths.windows(2).enumerate().flat_map(|(i, w)| {
             [
@@ -414,6 +429,12 @@ mod tests {
         assert_eq!(names[0], ("fc1.weight".into(), vec![128, 784]));
         assert_eq!(names[3], ("fc2.bias".into(), vec![10]));
         assert!(Mlp::new(&[5]).is_err() && Mlp::new(&[5, 0]).is_err());
+        assert_eq!(m.spec().num_params(), 784 * 128 + 128 + 128 * 10 + 10);
+        // A mistyped width is refused before anything is allocated; the bound counts biases.
+        assert!(Mlp::new(&[64, 99_999_999_999, 10]).is_err());
+        assert!(Mlp::new(&[usize::MAX, 2]).is_err());
+        assert!(Mlp::new(&[65_535, 65_537]).is_err(), "(65,535 + 1) · 65,537 = 2³² + 2¹⁶");
+        assert!(Mlp::new(&[65_535, 65_535]).is_ok(), "65,536 · 65,535 < 2³²");
     }
 
     /// Per-example gradients against central finite differences, in f64 to avoid f32 noise:
