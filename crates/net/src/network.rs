@@ -438,6 +438,12 @@ pub async fn serve(
             "the Paillier privacy mode needs the dealer's public threshold key",
         ));
     }
+    if let Some((model, _)) = &cfg.evaluation {
+        // A model file of another architecture would first fail once partners had joined.
+        cfg.initial.spec().ensure_same(model.spec()).map_err(|e| {
+            Error::config("model", format!("the initial model is not the evaluated one: {e}"))
+        })?;
+    }
     let files = match &cfg.tls {
         Some(f) => f.clone(),
         None => self_signed(&cfg.state_dir)?,

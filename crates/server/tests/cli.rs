@@ -141,7 +141,8 @@ fn a_robust_rule_sets_the_default_quorum() -> Result<(), Box<dyn std::error::Err
 
 /// `serve` settings that cannot work are refused before anyone connects (exit 2): a timeout or
 /// frame limit of 0, a timeout past the clock's range (it panicked adding it to `Instant::now`
-/// once the quorum was enrolled), the Paillier mode without its public key.
+/// once the quorum was enrolled), the Paillier mode without its public key, a model file of
+/// another architecture (it failed once partners had joined).
 #[test]
 fn serve_refuses_unusable_settings_up_front() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -162,9 +163,34 @@ fn serve_refuses_unusable_settings_up_front() -> Result<(), Box<dyn std::error::
         );
         assert!(o.status.success(), "{}", text(&o));
     }
+    // A softmax-regression model file, while `serve` evaluates the default 128-unit MLP.
+    let out = dir.path().join("sim");
+    let o = fl_server(
+        &[
+            "simulate",
+            "--dataset",
+            "digits",
+            "--clients",
+            "3",
+            "--rounds",
+            "1",
+            "--hidden",
+            "none",
+            "--privacy",
+            "none",
+            "--dp-epsilon",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let model = std::fs::read_dir(&out)?.next().unwrap()?.path().join("model.safetensors");
     let serve = ["serve", "--dataset", "digits", "--state", state, "--listen", "127.0.0.1:0"];
     for (bad, names) in [
-        (&["--join-timeout", "0"][..], "join-timeout"),
+        (&["--model", model.to_str().unwrap()][..], "model"),
+        (&["--join-timeout", "0"], "join-timeout"),
         (&["--phase-timeout", "0"], "phase-timeout"),
         (&["--max-frame-mib", "0"], "max-frame-mib"),
         (&["--max-frame-mib", "4096"], "max-frame-mib"),
