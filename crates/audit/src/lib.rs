@@ -22,7 +22,7 @@ pub mod verify;
 pub use checkpoint::{Checkpoint, CheckpointSigner};
 pub use error::{Error, Fault, Result};
 pub use record::{Digest, Entry, Extension, PrivacyCharge, Record, RoundEntry};
-pub use store::{Appended, AuditLog, Durability, Recovery};
+pub use store::{Appended, AuditLog, Durability, Recovery, VerifiedLog};
 pub use verify::{VerifyReport, read_records, verify_bytes, verify_file, verify_with_checkpoints};
 
 /// The chain head: the last record's sequence and hash.

@@ -55,6 +55,75 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
+/// A log that [`AuditLog::verify_for_open`] has locked and verified but not changed.
+pub struct VerifiedLog {
+    path: PathBuf,
+    file: File,
+    bytes: Vec<u8>,
+    /// Length of the verified part; any bytes after it are a torn final record.
+    keep: usize,
+    report: VerifyReport,
+    head: Head,
+}
+
+impl std::fmt::Debug for VerifiedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedLog")
+            .field("path", &self.path)
+            .field("head", &self.head)
+            .field("torn_bytes", &self.torn_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedLog {
+    /// The verified records, genesis first (a torn final record is not among them).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tampered`] if a verified record does not decode (not expected: verification
+    /// decodes each one).
+    pub fn records(&self) -> Result<Vec<Record>> {
+        decode_verified(&self.bytes[..self.keep], &self.report).map_err(Error::Tampered)
+    }
+
+    /// The last verified record's sequence and hash.
+    #[must_use]
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Bytes of a torn final record that [`VerifiedLog::open`] will cut (0 for an intact log).
+    #[must_use]
+    pub fn torn_bytes(&self) -> u64 {
+        (self.bytes.len() - self.keep) as u64
+    }
+
+    /// Cuts a torn final record (fsynced) and opens the log for appending after its head.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`].
+    pub fn open(mut self, durability: Durability) -> Result<(AuditLog, Recovery)> {
+        let mut recovery = Recovery::default();
+        if self.keep < self.bytes.len() {
+            recovery.truncated_bytes = self.torn_bytes();
+            self.file.set_len(self.keep as u64)?;
+            self.file.sync_all()?;
+        }
+        self.file.seek(SeekFrom::Start(self.keep as u64))?;
+        let log = AuditLog {
+            path: self.path,
+            file: self.file,
+            len: self.keep as u64,
+            head: self.head,
+            durability,
+            poisoned: false,
+        };
+        Ok((log, recovery))
+    }
+}
+
 fn lock(file: &File, path: &Path) -> Result<()> {
     // A fork (another thread spawning a program) briefly shares the lock until exec.
     for _ in 0..50 {
@@ -129,37 +198,23 @@ impl AuditLog {
     ///
     /// [`Error::Tampered`] with the fault; [`Error::Locked`]; [`Error::Io`].
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<(Self, Recovery)> {
-        let (log, recovery, _, _) = Self::open_verified(path.as_ref(), durability)?;
-        Ok((log, recovery))
+        Self::verify_for_open(path)?.open(durability)
     }
 
-    /// [`AuditLog::open`], also returning the records the log holds (decoded from the bytes
-    /// `open` verified, without reading the file again).
+    /// The first half of [`AuditLog::open`]: locks and verifies the log and finds a torn final
+    /// record, but changes nothing. The caller can read the records and decide: go on with
+    /// [`VerifiedLog::open`] (which cuts the torn record), or drop the value and leave the file
+    /// exactly as it was (e.g. a server that refuses to resume from what the log says).
     ///
     /// # Errors
     ///
     /// As [`AuditLog::open`].
-    pub fn open_with_records(
-        path: impl AsRef<Path>,
-        durability: Durability,
-    ) -> Result<(Self, Recovery, Vec<Record>)> {
-        let (log, recovery, bytes, report) = Self::open_verified(path.as_ref(), durability)?;
-        let records = decode_verified(&bytes, &report).map_err(Error::Tampered)?;
-        Ok((log, recovery, records))
-    }
-
-    /// Opens, verifies and repairs; returns the kept bytes and their verification report.
-    fn open_verified(
-        path: &Path,
-        durability: Durability,
-    ) -> Result<(Self, Recovery, Vec<u8>, VerifyReport)> {
-        let path = path.to_path_buf();
+    pub fn verify_for_open(path: impl AsRef<Path>) -> Result<VerifiedLog> {
+        let path = path.as_ref().to_path_buf();
         let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
         lock(&file, &path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let mut recovery = Recovery::default();
-        // Everything is checked before the file is cut, so a refused log is left as it was.
         let (report, keep) = match verify_bytes(&bytes) {
             Ok(r) => (r, bytes.len()),
             Err(fault @ (Fault::Truncated { offset, .. } | Fault::BadFraming { offset, .. })) => {
@@ -173,15 +228,7 @@ impl AuditLog {
             Err(fault) => return Err(Error::Tampered(fault)),
         };
         let head = report.head.ok_or(Error::Tampered(Fault::Genesis { sequence: 0 }))?;
-        if keep < bytes.len() {
-            recovery.truncated_bytes = (bytes.len() - keep) as u64;
-            file.set_len(keep as u64)?;
-            file.sync_all()?;
-            bytes.truncate(keep);
-        }
-        file.seek(SeekFrom::Start(bytes.len() as u64))?;
-        let log = Self { path, file, len: bytes.len() as u64, head, durability, poisoned: false };
-        Ok((log, recovery, bytes, report))
+        Ok(VerifiedLog { path, file, bytes, keep, report, head })
     }
 
     /// The last record's sequence and hash.

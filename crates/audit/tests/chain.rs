@@ -275,6 +275,19 @@ fn recovery_cuts_only_a_torn_final_record() -> TestResult {
         assert_eq!(log.head().sequence, 4);
         assert_eq!(rec.truncated_bytes, (cut - last.offset) as u64);
     }
+    // Verifying for an open changes nothing until `open`: the caller may still walk away.
+    let cut = &good[..last.offset + 7];
+    std::fs::write(&path, cut)?;
+    let verified = AuditLog::verify_for_open(&path)?;
+    assert_eq!((verified.head().sequence, verified.torn_bytes()), (4, 7));
+    assert_eq!(verified.records()?.len(), 5);
+    assert!(matches!(AuditLog::open(&path, Durability::EveryAppend), Err(Error::Locked(_))));
+    drop(verified);
+    assert_eq!(std::fs::read(&path)?, cut);
+    let (log, rec) = AuditLog::verify_for_open(&path)?.open(Durability::EveryAppend)?;
+    assert_eq!((log.head().sequence, rec.truncated_bytes), (4, 7));
+    drop(log);
+    assert_eq!(std::fs::read(&path)?, &good[..last.offset]);
     // A complete final record with a bad checksum (torn data, length intact) is cut too.
     let mut torn = good.clone();
     let n = torn.len();

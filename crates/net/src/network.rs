@@ -730,8 +730,10 @@ fn open_state(cfg: &ServeConfig, audit_path: &Path) -> Result<(Coordinator, Opti
         )?;
         return Ok((c, None));
     }
-    let (mut audit, recovery, records) =
-        fl_audit::AuditLog::open_with_records(audit_path, fl_audit::Durability::EveryAppend)?;
+    // Verified and locked but not yet changed: a torn final record is cut only once the
+    // resume is accepted, so a refused state directory is left byte for byte as it was.
+    let verified = fl_audit::AuditLog::verify_for_open(audit_path)?;
+    let records = verified.records()?;
     let from_checkpoint = checkpoint_path.exists();
     let initial = if from_checkpoint {
         let saved: ModelParams<f32> = fl_core::load_safetensors(&checkpoint_path)?;
@@ -755,6 +757,7 @@ fn open_state(cfg: &ServeConfig, audit_path: &Path) -> Result<(Coordinator, Opti
     )?;
     // Checked before the ledger is touched: a refused state directory is left as it was.
     let ledger = open_ledger(cfg)?;
+    let (mut audit, recovery) = verified.open(fl_audit::Durability::EveryAppend)?;
     let (mut aborted, mut committed) = (0, 0);
     if let Some(l) = &ledger {
         // An interrupted round never finished: under secure aggregation nothing of it was

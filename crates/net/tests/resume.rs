@@ -181,7 +181,9 @@ fn assert_refused(state: &Path, needle: &str) {
     assert!(matches!(err, Error::State(_)), "{err:?}");
     assert!(err.to_string().contains(needle), "{err}");
     assert!(resumed.is_none());
-    assert_eq!(std::fs::read(state.join("audit.log")).ok(), before);
+    let after = std::fs::read(state.join("audit.log")).ok();
+    let len = |b: &Option<Vec<u8>>| b.as_ref().map(Vec::len);
+    assert!(after == before, "audit.log changed: {:?} → {:?} bytes", len(&before), len(&after));
 }
 
 #[test]
@@ -203,6 +205,20 @@ fn checkpoints_the_log_does_not_account_for_are_refused() {
     nan.as_mut_slice()[5] = f32::NAN;
     save(&state, &nan);
     assert_refused(&state, "non-finite");
+
+    // A log whose final record was torn by a crash: refused over a checkpoint it does not
+    // account for, with the torn bytes left in place (they were cut before the refusal once);
+    // accepted over the aggregate of the last intact round, and only then cut.
+    let log = state.join("audit.log");
+    let bytes = std::fs::read(&log).unwrap();
+    std::fs::write(&log, &bytes[..bytes.len() - 1]).unwrap();
+    save(&state, &models()[2]);
+    assert_refused(&state, "neither the aggregate of round 1");
+    save(&state, &models()[1]);
+    let r = restart(&state).1.unwrap();
+    assert_eq!((r.completed, r.rerun_round), (1, None));
+    assert!(r.audit_truncated_bytes > 0);
+    assert!(matches!(entries(&state).last(), Some(Entry::Event { kind, .. }) if kind == "resumed"));
 
     // A checkpoint beside a log with no round.
     let dir = tempfile::tempdir().unwrap();
