@@ -22,7 +22,9 @@ use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use crate::frame::FrameDecoder;
-use crate::network::{TlsFiles, raw_tls, recv_frame, send_frame, server_acceptor};
+use crate::network::{
+    HANDSHAKE_TIMEOUT, TlsFiles, accept_next, raw_tls, recv_frame, send_frame, server_acceptor,
+};
 use crate::state::{hex, unhex, write_atomic, write_json_atomic};
 use crate::{Error, Result};
 
@@ -215,12 +217,16 @@ pub async fn serve_ingest(
     let listener = TcpListener::bind(listen).await?;
     on_listening(listener.local_addr()?);
     loop {
-        let (tcp, peer) = listener.accept().await?;
+        let (tcp, peer) =
+            accept_next(&listener, |e| on_event(format!("accept failed, retrying: {e}"))).await;
         let (acceptor, keys, root, on_event) =
             (acceptor.clone(), Arc::clone(&keys), Arc::clone(&root), Arc::clone(&on_event));
         tokio::spawn(async move {
             let session = async {
-                let tls = acceptor.accept(tcp).await.map_err(|e| Error::Tls(e.to_string()))?;
+                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                    .await
+                    .map_err(|_| Error::Timeout("TLS handshake".into()))?
+                    .map_err(|e| Error::Tls(e.to_string()))?;
                 let (mut rd, mut wr) = tokio::io::split(tls);
                 let mut dec = FrameDecoder::new(MAX_SUBMISSION);
                 while let Some(req) = tokio::time::timeout(
@@ -356,5 +362,38 @@ mod tests {
         let back: IngestRequest = crate::messages::decode(&wire).unwrap();
         assert!(matches!(handle(&keys, &root, back).unwrap(), IngestReply::Stored { .. }));
         assert_eq!(std::fs::read_dir(root.join("lab-a")).unwrap().count(), 1);
+    }
+
+    /// A connection that never starts TLS is dropped after [`HANDSHAKE_TIMEOUT`] (it was held
+    /// for as long as the peer liked, so idle connections could use up the descriptors).
+    #[test]
+    fn a_connection_that_never_completes_tls_is_dropped() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let events = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = Arc::clone(&events);
+        rt.block_on(async move {
+            let tls = crate::network::self_signed(dir.path()).unwrap();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let state = dir.path().to_path_buf();
+            tokio::spawn(async move {
+                let on_event = Arc::new(move |e: String| seen.lock().unwrap().push(e));
+                let listen = "127.0.0.1:0".parse().unwrap();
+                let _ = serve_ingest(listen, &state, &tls, on_event, |a| {
+                    let _ = tx.send(a);
+                })
+                .await;
+            });
+            let addr = rx.await.unwrap();
+            let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let started = std::time::Instant::now();
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(2 * HANDSHAKE_TIMEOUT, idle.read(&mut byte)).await;
+            assert!(matches!(read, Ok(Ok(0) | Err(_))), "still open: {read:?}");
+            assert!(started.elapsed() >= HANDSHAKE_TIMEOUT - Duration::from_millis(100));
+        });
+        let events = events.lock().unwrap();
+        assert!(events.iter().any(|e| e.contains("TLS handshake")), "{events:?}");
     }
 }

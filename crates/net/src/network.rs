@@ -213,6 +213,28 @@ fn deadline_after(d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// How long a new connection has to complete its TLS handshake (and, for the federation,
+/// authentication) before it is dropped, so idle connections cannot pile up.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The listener's next connection. Accept errors (e.g. `EMFILE` while connections use up the
+/// file descriptors) are transient for a listener: report, pause briefly and go on, rather than
+/// stop accepting for the rest of the process.
+pub(crate) async fn accept_next(
+    listener: &TcpListener,
+    on_error: impl Fn(&std::io::Error),
+) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                on_error(&e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 async fn timed<T>(what: &str, d: Duration, f: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(d, f).await.map_err(|_| Error::Timeout(what.to_owned()))?
 }
@@ -335,7 +357,7 @@ async fn connection(
         }
     };
     let (mut rd, mut wr, mut session, num_examples) =
-        match timed("handshake", Duration::from_secs(10), handshake).await {
+        match timed("handshake", HANDSHAKE_TIMEOUT, handshake).await {
             Ok(x) => x,
             Err(e) => return refuse(e.to_string()),
         };
@@ -467,7 +489,14 @@ pub async fn serve(
     let accept_registry = Arc::clone(&registry);
     let accept = tokio::spawn(async move {
         let mut conn = 0u64;
-        while let Ok((tcp, peer)) = listener.accept().await {
+        loop {
+            let (tcp, peer) = accept_next(&listener, |e| {
+                let _ = accept_tx.send(Event::Refused {
+                    peer: "listener".into(),
+                    reason: format!("accept failed, retrying: {e}"),
+                });
+            })
+            .await;
             conn += 1;
             tokio::spawn(connection(
                 tcp,
