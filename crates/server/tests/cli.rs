@@ -14,14 +14,24 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// Runs `fl-server simulate ARGS --out OUT` from the crate directory (the shipped data is at
+/// `../shared` of the repository) and returns its output and the run directory it wrote.
+fn simulate(args: &[&str], out: &Path) -> (Output, Option<std::path::PathBuf>) {
+    let mut all = vec!["simulate"];
+    all.extend(args);
+    all.extend(["--out", out.to_str().unwrap()]);
+    let o = fl_server(&all, Path::new(env!("CARGO_MANIFEST_DIR")));
+    let run = std::fs::read_dir(out).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path());
+    (o, run)
+}
+
 #[test]
 fn simulate_writes_a_verifiable_run_and_errors_are_one_line()
 -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("out");
-    let o = fl_server(
+    let (o, run) = simulate(
         &[
-            "simulate",
             "--dataset",
             "digits",
             "--clients",
@@ -32,15 +42,13 @@ fn simulate_writes_a_verifiable_run_and_errors_are_one_line()
             "16",
             "--dp-epsilon",
             "20",
-            "--out",
-            out.to_str().unwrap(),
         ],
-        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &out,
     );
     assert!(o.status.success(), "{}", text(&o));
     let s = text(&o);
     assert!(s.contains("final test accuracy") && s.contains("verified"), "{s}");
-    let run = std::fs::read_dir(&out)?.next().unwrap()?.path();
+    let run = run.unwrap();
     for f in ["report.json", "accuracy.svg", "audit.log", "budget.ledger", "model.safetensors"] {
         assert!(run.join(f).exists(), "{f} missing");
     }
@@ -104,9 +112,8 @@ fn simulate_writes_a_verifiable_run_and_errors_are_one_line()
 fn a_robust_rule_sets_the_default_quorum() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("out");
-    let o = fl_server(
+    let (o, run) = simulate(
         &[
-            "simulate",
             "--dataset",
             "digits",
             "--privacy",
@@ -123,13 +130,11 @@ fn a_robust_rule_sets_the_default_quorum() -> Result<(), Box<dyn std::error::Err
             "0",
             "--dropout",
             "0.4",
-            "--out",
-            out.to_str().unwrap(),
         ],
-        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &out,
     );
     assert!(o.status.success(), "{}", text(&o));
-    let run = std::fs::read_dir(&out)?.next().unwrap()?.path();
+    let run = run.unwrap();
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json"))?)?;
     let rounds = report["rounds"].as_array().unwrap();
@@ -165,9 +170,8 @@ fn serve_refuses_unusable_settings_up_front() -> Result<(), Box<dyn std::error::
     }
     // A softmax-regression model file, while `serve` evaluates the default 128-unit MLP.
     let out = dir.path().join("sim");
-    let o = fl_server(
+    let (o, run) = simulate(
         &[
-            "simulate",
             "--dataset",
             "digits",
             "--clients",
@@ -180,13 +184,11 @@ fn serve_refuses_unusable_settings_up_front() -> Result<(), Box<dyn std::error::
             "none",
             "--dp-epsilon",
             "0",
-            "--out",
-            out.to_str().unwrap(),
         ],
-        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &out,
     );
     assert!(o.status.success(), "{}", text(&o));
-    let model = std::fs::read_dir(&out)?.next().unwrap()?.path().join("model.safetensors");
+    let model = run.unwrap().join("model.safetensors");
     let serve = ["serve", "--dataset", "digits", "--state", state, "--listen", "127.0.0.1:0"];
     for (bad, names) in [
         (&["--model", model.to_str().unwrap()][..], "model"),
