@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use crate::frame::FrameDecoder;
 use crate::network::{
     HANDSHAKE_TIMEOUT, TlsFiles, accept_next, raw_tls, recv_frame, send_frame, server_acceptor,
+    timed,
 };
 use crate::state::{hex, unhex, write_atomic, write_json_atomic};
 use crate::{Error, Result};
@@ -223,10 +224,10 @@ pub async fn serve_ingest(
             (acceptor.clone(), Arc::clone(&keys), Arc::clone(&root), Arc::clone(&on_event));
         tokio::spawn(async move {
             let session = async {
-                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-                    .await
-                    .map_err(|_| Error::Timeout("TLS handshake".into()))?
-                    .map_err(|e| Error::Tls(e.to_string()))?;
+                let tls = timed("TLS handshake", HANDSHAKE_TIMEOUT, async {
+                    acceptor.accept(tcp).await.map_err(|e| Error::Tls(e.to_string()))
+                })
+                .await?;
                 let (mut rd, mut wr) = tokio::io::split(tls);
                 let mut dec = FrameDecoder::new(MAX_SUBMISSION);
                 while let Some(req) = tokio::time::timeout(

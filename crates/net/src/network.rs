@@ -235,7 +235,11 @@ pub(crate) async fn accept_next(
     }
 }
 
-async fn timed<T>(what: &str, d: Duration, f: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn timed<T>(
+    what: &str,
+    d: Duration,
+    f: impl Future<Output = Result<T>>,
+) -> Result<T> {
     tokio::time::timeout(d, f).await.map_err(|_| Error::Timeout(what.to_owned()))?
 }
 

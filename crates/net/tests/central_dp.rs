@@ -16,32 +16,27 @@ use fl_dp::{DpEvent, Ledger, LedgerConfig, RdpAccountant};
 use fl_net::messages::{ClientMsg, ServerMsg};
 use fl_net::simulation::{Partition, SimDataset};
 use fl_net::{
-    Advance, AggregatorKind, Coordinator, DpSetting, Error, FederationConfig, PrivacyMode,
-    SimulationConfig, simulate,
+    Advance, Coordinator, DpSetting, Error, FederationConfig, PrivacyMode, SimulationConfig,
+    simulate,
 };
 use fl_train::Mlp;
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
+
+mod common;
+use common::federation_config;
 
 const CLIP: f64 = 1.0;
 const DELTA: f64 = 1e-5;
 
 fn config(clients_per_round: usize, rounds: u64) -> FederationConfig {
     FederationConfig {
-        name: "central".into(),
-        rounds,
         clients_per_round,
-        min_clients: 2,
-        aggregator: AggregatorKind::FedAvg,
-        privacy: PrivacyMode::None,
         dp: DpSetting::Central { epsilon: 4.0, delta: DELTA, plan_fraction: 0.9 },
         update_clip: Some(CLIP),
-        quantization_bits: 16,
-        learning_rate: 0.1,
         momentum: 0.0,
         batch_size: 8,
-        local_epochs: 1,
-        model_version: 0,
+        ..federation_config("central", rounds, 2)
     }
 }
 

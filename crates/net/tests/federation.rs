@@ -27,6 +27,9 @@ use fl_train::Mlp;
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 
+mod common;
+use common::federation_config;
+
 fn federation(
     privacy: PrivacyMode,
     dp: DpSetting,
@@ -34,20 +37,11 @@ fn federation(
     clients: usize,
 ) -> FederationConfig {
     FederationConfig {
-        name: "test".into(),
-        rounds,
         clients_per_round: clients,
-        min_clients: 2,
         aggregator: AggregatorKind::FedProx { mu: 0.01 },
         privacy,
         dp,
-        update_clip: Some(4.0),
-        quantization_bits: 16,
-        learning_rate: 0.1,
-        momentum: 0.9,
-        batch_size: 32,
-        local_epochs: 1,
-        model_version: 0,
+        ..federation_config("test", rounds, 2)
     }
 }
 

@@ -12,25 +12,13 @@ use fl_net::adversary;
 use fl_net::auth::{Identity, Registry, parse_public_key};
 use fl_net::network::{JoinConfig, ServeConfig, ServeEvent, join, serve};
 use fl_net::simulation::{Partition, SimDataset, partner_data};
-use fl_net::{AggregatorKind, DpSetting, FederationConfig, Participant, PrivacyMode};
+use fl_net::{FederationConfig, Participant};
+
+mod common;
+use common::federation_config;
 
 fn federation() -> FederationConfig {
-    FederationConfig {
-        name: "network test".into(),
-        rounds: 3,
-        clients_per_round: 100,
-        min_clients: 3,
-        aggregator: AggregatorKind::FedAvg,
-        privacy: PrivacyMode::None,
-        dp: DpSetting::Off,
-        update_clip: Some(4.0),
-        quantization_bits: 16,
-        learning_rate: 0.1,
-        momentum: 0.9,
-        batch_size: 32,
-        local_epochs: 1,
-        model_version: 0,
-    }
+    federation_config("network test", 3, 3)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -20,8 +20,8 @@ use fl_net::messages::{ClientMsg, Protection, RoundStart, ServerMsg};
 use fl_net::paillier::{deal_insecure_for_tests, fingerprint};
 use fl_net::simulation::{Partition, SimDataset};
 use fl_net::{
-    Advance, AggregatorKind, Coordinator, DpSetting, Error, FederationConfig, Participant,
-    PrivacyMode, SimulationConfig, simulate,
+    Advance, Coordinator, Error, FederationConfig, Participant, PrivacyMode, SimulationConfig,
+    simulate,
 };
 use fl_train::{Dataset, Mlp};
 use ndarray::Array2;
@@ -29,25 +29,18 @@ use num_bigint::BigUint;
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 
+mod common;
+use common::federation_config;
+
 const CLIENTS: usize = 5;
 const THRESHOLD: u32 = 3;
 
 fn federation(rounds: u64) -> FederationConfig {
     FederationConfig {
-        name: "paillier".into(),
-        rounds,
         clients_per_round: CLIENTS,
-        min_clients: 3,
-        aggregator: AggregatorKind::FedAvg,
         privacy: PrivacyMode::Paillier,
-        dp: DpSetting::Off,
-        update_clip: Some(4.0),
-        quantization_bits: 16,
-        learning_rate: 0.1,
-        momentum: 0.9,
         batch_size: 8,
-        local_epochs: 1,
-        model_version: 0,
+        ..federation_config("paillier", rounds, 3)
     }
 }
 

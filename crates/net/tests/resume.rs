@@ -14,26 +14,14 @@ use fl_audit::{AuditLog, Digest, Durability, Entry, Extension, RoundEntry};
 use fl_core::{ModelParams, ModelVersion, PartnerId, Round};
 use fl_net::auth::{Identity, Registry, parse_public_key};
 use fl_net::network::{Resumed, ServeConfig, ServeEvent, serve};
-use fl_net::{AggregatorKind, DpSetting, Error, FederationConfig, PrivacyMode};
+use fl_net::{Error, FederationConfig};
 use fl_train::Mlp;
 
+mod common;
+use common::federation_config;
+
 fn federation() -> FederationConfig {
-    FederationConfig {
-        name: "resume test".into(),
-        rounds: 3,
-        clients_per_round: 100,
-        min_clients: 2,
-        aggregator: AggregatorKind::FedAvg,
-        privacy: PrivacyMode::None,
-        dp: DpSetting::Off,
-        update_clip: Some(4.0),
-        quantization_bits: 16,
-        learning_rate: 0.1,
-        momentum: 0.9,
-        batch_size: 32,
-        local_epochs: 1,
-        model_version: 0,
-    }
+    federation_config("resume test", 3, 2)
 }
 
 fn mlp(hidden: usize) -> Mlp {
